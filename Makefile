@@ -1,0 +1,53 @@
+# soundalike: `make demo` and `make test` work on a fresh machine with Python 3.11.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   ?= demo
+# The demo corpus: 10 music21 collections x 6 works x 2 instrumentations (~40 min of audio).
+DEMO_WORKS ?= 6
+
+.PHONY: demo test install install-test lint typecheck bench clean help
+
+help:
+	@echo "make demo   - install, render the demo corpus, index it, query it"
+	@echo "make test   - install the test extras and run the whole suite"
+	@echo "make lint   - ruff + mypy"
+	@echo "make bench  - benchmarks/ingest.py (x-realtime vs a librosa baseline)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# torch first, pinned: the local CPU wheel (a plain `torch` would pull GBs of CUDA).
+# tinysoundfont with --no-deps: it declares pyaudio, needed only for live playback.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q --no-deps tinysoundfont
+	$(BIN)/pip install -q -e '.[render]'
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[render,test]'
+	@touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: $(VENV)/.installed
+	@test -f $(DEMO)/corpus/manifest.jsonl || $(BIN)/soundalike demo-corpus $(DEMO)/corpus --works-per-collection $(DEMO_WORKS) --instrumentations 2
+	$(BIN)/soundalike index $(DEMO)/corpus --catalog $(DEMO)/catalog --manifest $(DEMO)/corpus/manifest.jsonl
+	$(BIN)/soundalike info --catalog $(DEMO)/catalog
+	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 10
+
+test: $(VENV)/.installed-test
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -ra
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check soundalike tests benchmarks
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf $(DEMO) .pytest_cache .mypy_cache .ruff_cache

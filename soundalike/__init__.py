@@ -1,0 +1,60 @@
+"""soundalike: music similarity from log-mel CNN embeddings.
+
+Public API (heavy modules load on first use)::
+
+    from soundalike import Catalog, load_encoder, embed
+    cat = Catalog.create("my.catalog")
+    cat.add(["music/"])
+    cat.similar("query.mp3", k=10)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from soundalike.errors import (
+    AudioDecodeError,
+    CatalogError,
+    CatalogMismatchError,
+    ModelError,
+    ParameterError,
+    SoundalikeError,
+)
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from soundalike.index.catalog import Catalog
+    from soundalike.inference.embed import embed
+    from soundalike.models.factory import create_encoder, load_encoder
+
+_LAZY = {
+    "Catalog": ("soundalike.index.catalog", "Catalog"),
+    "embed": ("soundalike.inference.embed", "embed"),
+    "load_encoder": ("soundalike.models.factory", "load_encoder"),
+    "create_encoder": ("soundalike.models.factory", "create_encoder"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        mod, attr = _LAZY[name]
+        return getattr(importlib.import_module(mod), attr)
+    raise AttributeError(f"module 'soundalike' has no attribute {name!r}")
+
+
+__all__ = [
+    "AudioDecodeError",
+    "Catalog",
+    "CatalogError",
+    "CatalogMismatchError",
+    "ModelError",
+    "ParameterError",
+    "SoundalikeError",
+    "__version__",
+    "create_encoder",
+    "embed",
+    "load_encoder",
+]

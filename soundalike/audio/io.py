@@ -1,0 +1,451 @@
+"""Decode audio files to mono float32 waveforms.
+
+Decoders sit behind one interface and are tried in order: PyAV (FFmpeg inside
+the wheel: MP3, OGG/Vorbis, Opus, FLAC, WAV, M4A/AAC and most else), then
+soundfile (libsndfile: WAV, FLAC, OGG, MP3). Each raises a private
+``_BackendError``; if every backend fails, :class:`AudioDecodeError` names the
+file and every backend's reason. Resampling uses soxr (HQ).
+
+Channels are averaged, ``(L + R) / 2`` like librosa, not FFmpeg's
+``(L + R) / sqrt(2)`` down-mix.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from soundalike.errors import AudioDecodeError, AudioTooLongError, ParameterError
+
+#: File name extensions ``soundalike index`` picks up when it walks a folder.
+AUDIO_EXTENSIONS = frozenset(
+    {".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".wave", ".m4a", ".aac", ".mp4", ".aif", ".aiff", ".wma"}
+)
+
+# A decoded stream shorter than this fraction of what its header promised is
+# reported as truncated (VBR MP3 headers without a Xing tag over-estimate a bit).
+_TRUNCATED_FRACTION = 0.8
+
+
+def is_audio_path(path: str | Path) -> bool:
+    """True when ``path`` has one of :data:`AUDIO_EXTENSIONS` (case-insensitive)."""
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+@dataclass
+class AudioInfo:
+    """What a container says about itself, before decoding."""
+
+    path: str
+    duration: float | None  # seconds, as declared by the header (None if unknown)
+    sample_rate: int
+    channels: int
+    codec: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DecodedAudio:
+    """A decoded waveform with what was learned while decoding it."""
+
+    samples: np.ndarray  # float32 [shape=(n,)], mono, in [-1, 1]
+    sr: int
+    info: AudioInfo
+    backend: str
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / float(self.sr)
+
+
+class _BackendError(Exception):
+    pass
+
+
+def _check_window(offset: float, duration: float | None) -> None:
+    if not math.isfinite(offset) or offset < 0:
+        raise ParameterError(f"offset must be a finite number of seconds >= 0, got {offset!r}")
+    if duration is not None and (not math.isfinite(duration) or duration <= 0):
+        raise ParameterError(f"duration must be a positive number of seconds or None, got {duration!r}")
+
+
+def _clean_tags(raw: dict) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for key, value in raw.items():
+        k = str(key).strip().lower()
+        v = str(value).strip()
+        if k and v and len(v) < 2000:
+            tags.setdefault(k, v)
+    return tags
+
+
+# --------------------------------------------------------------------------- PyAV
+
+
+def _wav_declared_seconds(fh, sr: int, ctx) -> float | None:
+    """Seconds a RIFF/WAVE header's ``data`` chunk promises (FFmpeg trusts the file size instead)."""
+    import struct
+
+    pos = fh.tell()
+    try:
+        fh.seek(0)
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        bytes_per_frame = None
+        while True:
+            hdr = fh.read(8)
+            if len(hdr) < 8:
+                return None
+            cid, size = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+            if cid == b"fmt ":
+                fmt = fh.read(size + (size & 1))
+                if len(fmt) >= 16:
+                    channels, _, _, block_align = struct.unpack("<HIIH", fmt[2:14])
+                    bytes_per_frame = block_align or None
+            elif cid == b"data":
+                if not bytes_per_frame or size in (0, 0xFFFFFFFF):  # streaming writers leave it open
+                    return None
+                return size / bytes_per_frame / sr
+            else:
+                fh.seek(size + (size & 1), 1)
+    except (OSError, struct.error):
+        return None
+    finally:
+        fh.seek(pos)
+
+
+def _pyav_decode(path: str, offset: float, duration: float | None, max_duration: float | None):
+    try:
+        import av
+    except ImportError as exc:  # pragma: no cover - av is a hard dependency
+        raise _BackendError(f"PyAV is not installed ({exc})") from exc
+
+    try:
+        fh = open(path, "rb")  # a file object: FFmpeg never parses the name as a URL/protocol
+    except OSError as exc:
+        raise _BackendError(f"cannot read the file ({exc.strerror or exc})") from exc
+    with fh:
+        try:
+            container = av.open(fh, mode="r", metadata_errors="ignore")
+        except Exception as exc:  # av raises many FFmpegError subclasses
+            raise _BackendError(f"not a recognised audio container ({exc})") from exc
+        with container:
+            if not container.streams.audio:
+                raise _BackendError("the file holds no audio stream")
+            stream = container.streams.audio[0]
+            ctx = stream.codec_context
+            native_sr = int(ctx.sample_rate or stream.rate or 0)
+            if native_sr <= 0:
+                raise _BackendError("the audio stream declares no sample rate")
+            declared = _wav_declared_seconds(fh, native_sr, ctx)
+            if declared is not None:
+                pass
+            elif stream.duration is not None and stream.time_base is not None:
+                declared = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                declared = container.duration / 1_000_000.0
+            tags = _clean_tags({**dict(container.metadata), **dict(stream.metadata)})
+            info = AudioInfo(path, declared, native_sr, int(ctx.channels or 0), str(ctx.name), tags)
+
+            want = None if duration is None else int(round(duration * native_sr))
+            if max_duration is not None:
+                span = (declared - offset) if declared is not None else None
+                if duration is not None:
+                    span = duration if span is None else min(span, duration)
+                if span is not None and span > max_duration + 1e-6:
+                    raise AudioTooLongError(
+                        path,
+                        f"{span:.0f} s of audio is over the limit of {max_duration:.0f} s; "
+                        "raise the limit (--max-duration) or pass a shorter window",
+                    )
+            max_keep = None if max_duration is None else int(math.ceil(max_duration * native_sr))
+
+            # MP3 and others start their timeline at the encoder delay: frame times are relative to it
+            t_start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+            start_time = 0.0
+            if offset > 0:
+                try:
+                    container.seek(int((offset + t_start) * 1_000_000), backward=True, any_frame=False)
+                    start_time = None  # taken from the first decoded frame
+                except Exception:
+                    start_time = 0.0  # not seekable: decode from the start and skip
+
+            resampler = av.AudioResampler(format="fltp")
+            blocks: list[np.ndarray] = []
+            have = 0
+            skip = None if start_time is None else int(round(offset * native_sr))
+            failure: str | None = None
+            try:
+                for frame in container.decode(stream):
+                    if skip is None:
+                        t0 = frame.time - t_start if frame.time is not None else 0.0
+                        skip = max(0, int(round((offset - t0) * native_sr)))
+                    for out in resampler.resample(frame):
+                        arr = out.to_ndarray()  # (C, n) float32 planar
+                        mono = arr.mean(axis=0) if arr.shape[0] > 1 else arr[0]
+                        if skip:
+                            cut = min(skip, len(mono))
+                            mono = mono[cut:]
+                            skip -= cut
+                        if len(mono):
+                            blocks.append(np.asarray(mono, dtype=np.float32))
+                            have += len(mono)
+                    if want is not None and have >= want:
+                        break
+                    if max_keep is not None and have > max_keep:
+                        raise AudioTooLongError(
+                            path,
+                            f"more than {max_duration:.0f} s of audio (the limit); raise it with "
+                            "--max-duration or pass a shorter window",
+                        )
+            except AudioTooLongError:
+                raise
+            except Exception as exc:  # corrupt packet mid-stream
+                failure = str(exc) or type(exc).__name__
+            y = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+            if want is not None:
+                y = y[:want]
+            expected = want / native_sr if want is not None else None
+            if declared is not None:
+                rest = max(0.0, declared - offset)
+                expected = rest if expected is None else min(expected, rest)
+            got = len(y) / native_sr
+            # a verdict on the file itself, not on this decoder: no fallback would do better
+            if failure is not None and (expected is None or got < _TRUNCATED_FRACTION * expected):
+                raise AudioDecodeError(path, f"corrupt audio data after {got:.2f} s ({failure})")
+            if expected is not None and expected > 2.0 and got < _TRUNCATED_FRACTION * expected - 1.0:
+                raise AudioDecodeError(
+                    path, f"truncated: the header promises {expected:.1f} s but only {got:.1f} s decode; "
+                    "the file was cut short (re-copy or re-download it)"
+                )
+            return y, native_sr, info
+
+
+# ---------------------------------------------------------------------- soundfile
+
+
+def _soundfile_decode(path: str, offset: float, duration: float | None, max_duration: float | None):
+    try:
+        import soundfile as sf
+    except (ImportError, OSError) as exc:
+        raise _BackendError(f"soundfile is unavailable ({exc})") from exc
+    try:
+        with sf.SoundFile(path) as f:
+            sr = int(f.samplerate)
+            total = int(f.frames)
+            declared = total / sr if total > 0 else None
+            info = AudioInfo(path, declared, sr, int(f.channels), str(f.subtype or f.format), {})
+            start = int(round(offset * sr))
+            n = -1 if duration is None else int(round(duration * sr))
+            span = (total - start) if n < 0 else min(n, total - start)
+            if max_duration is not None and span > max_duration * sr + 1:
+                raise AudioTooLongError(
+                    path,
+                    f"{span / sr:.0f} s of audio is over the limit of {max_duration:.0f} s; "
+                    "raise the limit (--max-duration) or pass a shorter window",
+                )
+            if start:
+                if not f.seekable():
+                    raise _BackendError("the stream cannot seek")
+                if start >= total > 0:
+                    return np.zeros(0, np.float32), sr, info
+                f.seek(start)
+            data = f.read(frames=n, dtype="float32", always_2d=True)
+    except (AudioTooLongError, _BackendError):
+        raise
+    except Exception as exc:
+        raise _BackendError(f"not a recognised audio file ({exc})") from exc
+    y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    return np.ascontiguousarray(y, dtype=np.float32), sr, info
+
+
+_Backend = Callable[[str, float, float | None, float | None], tuple[np.ndarray, int, AudioInfo]]
+#: Decoders in the order they are tried.
+BACKENDS: dict[str, _Backend] = {"pyav": _pyav_decode, "soundfile": _soundfile_decode}
+
+
+def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample a mono float32 waveform with soxr (HQ).
+
+    y : np.ndarray [shape=(n,)] -> np.ndarray [shape=(round(n * target_sr / orig_sr),)]
+    """
+    if orig_sr == target_sr or len(y) == 0:
+        return np.asarray(y, dtype=np.float32)
+    import soxr
+
+    return np.asarray(soxr.resample(y, orig_sr, target_sr, quality="HQ"), dtype=np.float32)
+
+
+def decode(
+    path: str | Path,
+    *,
+    sr: int | None,
+    offset: float = 0.0,
+    duration: float | None = None,
+    max_duration: float | None = None,
+    backends: tuple[str, ...] | None = None,
+) -> DecodedAudio:
+    """Decode ``path`` to a mono float32 waveform, with its container info.
+
+    ``sr=None`` keeps the native rate. ``offset``/``duration`` (seconds) seek
+    instead of decoding the whole file. ``max_duration`` raises
+    :class:`AudioTooLongError` for a longer file (or window) before decoding it all.
+    """
+    _check_window(offset, duration)
+    if sr is not None and (not isinstance(sr, int) or sr <= 0):
+        raise ParameterError(f"sr must be a positive integer or None, got {sr!r}")
+    p = os.fspath(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise AudioDecodeError(p, "the file does not exist") from None
+    except OSError as exc:
+        raise AudioDecodeError(p, f"cannot read the file ({exc.strerror or exc})") from None
+    if os.path.isdir(p):
+        raise AudioDecodeError(p, "it is a directory, not an audio file")
+    if st.st_size == 0:
+        raise AudioDecodeError(p, "the file is empty (0 bytes)")
+    if not os.access(p, os.R_OK):
+        raise AudioDecodeError(p, "permission denied: the file is not readable")
+
+    reasons: list[str] = []
+    for name in backends or tuple(BACKENDS):
+        try:
+            y, native_sr, info = BACKENDS[name](p, offset, duration, max_duration)
+        except _BackendError as exc:
+            reasons.append(f"{name}: {exc}")
+            continue
+        if len(y) == 0:
+            if offset > 0 and info.duration is not None and offset >= info.duration:
+                raise AudioDecodeError(
+                    p, f"offset {offset:.2f} s is past the end of the audio ({info.duration:.2f} s)"
+                )
+            reasons.append(f"{name}: no audio samples decoded")
+            continue
+        if not np.all(np.isfinite(y)):
+            y = np.nan_to_num(y, nan=0.0, posinf=1.0, neginf=-1.0)
+        if sr is not None and native_sr != sr:
+            y = resample(y, orig_sr=native_sr, target_sr=sr)
+            native_sr = sr
+        return DecodedAudio(y, native_sr, info, name)
+    raise AudioDecodeError(p, "; ".join(reasons) or "no decoder available")
+
+
+def load(
+    path: str | Path,
+    *,
+    sr: int | None,
+    mono: bool = True,
+    offset: float = 0.0,
+    duration: float | None = None,
+    max_duration: float | None = None,
+) -> tuple[np.ndarray, int]:
+    """Load an audio file as a float32 waveform.
+
+    Parameters
+    ----------
+    path : file to decode (MP3, OGG/Vorbis, Opus, FLAC, WAV, M4A/AAC, ...)
+    sr : target sample rate; ``None`` keeps the file's own rate
+    mono : only mono output is supported (channels are averaged)
+    offset, duration : seconds; the decoder seeks rather than decoding everything
+    max_duration : refuse (``AudioTooLongError``) files or windows longer than this
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,), dtype=float32]
+    sr : int
+    """
+    if not mono:
+        raise ParameterError("only mono=True is supported: soundalike models take one channel")
+    out = decode(path, sr=sr, offset=offset, duration=duration, max_duration=max_duration)
+    return out.samples, out.sr
+
+
+def info(path: str | Path) -> AudioInfo:
+    """Read a file's header (duration, rate, channels, codec, tags) without decoding it."""
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise AudioDecodeError(p, "the file does not exist")
+    try:
+        import av
+
+        with open(p, "rb") as fh, av.open(fh, metadata_errors="ignore") as c:
+            if not c.streams.audio:
+                raise AudioDecodeError(p, "the file holds no audio stream")
+            s = c.streams.audio[0]
+            dur = float(s.duration * s.time_base) if s.duration is not None and s.time_base else None
+            if dur is None and c.duration is not None:
+                dur = c.duration / 1_000_000.0
+            tags = _clean_tags({**dict(c.metadata), **dict(s.metadata)})
+            return AudioInfo(p, dur, int(s.codec_context.sample_rate or 0), int(s.codec_context.channels or 0),
+                             str(s.codec_context.name), tags)
+    except AudioDecodeError:
+        raise
+    except Exception as exc:
+        raise AudioDecodeError(p, f"not a recognised audio container ({exc})") from exc
+
+
+# ------------------------------------------------------------------ writing
+
+_PYAV_WRITERS = {  # suffix: (container format, codec, sample format, allowed rate, frame size)
+    ".mp3": ("mp3", "libmp3lame", "fltp", None, 1152),
+    ".m4a": ("mp4", "aac", "fltp", 44100, 1024),
+    ".aac": ("adts", "aac", "fltp", 44100, 1024),
+    ".opus": ("ogg", "libopus", "flt", 48000, 960),
+}
+_SOUNDFILE_WRITERS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
+
+
+def save(path: str | Path, y: np.ndarray, sr: int, *, bitrate: int | None = None) -> Path:
+    """Write a mono float32 waveform; the format follows the suffix.
+
+    WAV, FLAC and OGG/Vorbis through soundfile; MP3, M4A/AAC and Opus through
+    PyAV (resampled to a rate the codec takes). ``bitrate`` in bit/s for the
+    lossy PyAV codecs (default: the codec's). Written atomically.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    y = np.clip(np.asarray(y, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    tmp = p.with_name(f".{p.name}.part")
+    try:
+        if suffix in _SOUNDFILE_WRITERS:
+            import soundfile as sf
+
+            fmt, subtype = _SOUNDFILE_WRITERS[suffix]
+            sf.write(str(tmp), y, sr, format=fmt, subtype=subtype)
+        elif suffix in _PYAV_WRITERS:
+            import av
+
+            fmt, codec, sample_fmt, rate, frame_size = _PYAV_WRITERS[suffix]
+            if rate is None:
+                rate = sr if sr in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000) else 44100
+            x = resample(y, orig_sr=sr, target_sr=rate)
+            with open(tmp, "wb") as fh, av.open(fh, "w", format=fmt) as out:
+                stream = out.add_stream(codec, rate=rate, layout="mono")
+                if bitrate:
+                    stream.bit_rate = int(bitrate)
+                pad = (-len(x)) % frame_size
+                x = np.concatenate([x, np.zeros(pad, np.float32)])
+                for i in range(0, len(x), frame_size):
+                    block = x[i : i + frame_size][None, :]
+                    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format=sample_fmt, layout="mono")
+                    frame.sample_rate = rate
+                    frame.pts = i
+                    for pkt in stream.encode(frame):
+                        out.mux(pkt)
+                for pkt in stream.encode(None):
+                    out.mux(pkt)
+        else:
+            raise ParameterError(f"cannot write {suffix!r} files; use one of "
+                                 f"{', '.join(sorted([*_SOUNDFILE_WRITERS, *_PYAV_WRITERS]))}")
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return p

@@ -1,0 +1,341 @@
+"""The ``soundalike`` command: one function per sub-command over the library.
+
+Every command prints human-readable text, or one JSON document with ``--json``.
+Errors print ``error: ...`` (what went wrong and what to do) and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from soundalike import __version__
+from soundalike.errors import SoundalikeError
+
+EXIT_USAGE = 2
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: Callable[[], None]) -> None:
+    if getattr(args, "json", False):
+        json.dump(payload, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        text()
+
+
+def _threads(args: argparse.Namespace) -> None:
+    n = getattr(args, "threads", None)
+    if n:
+        import torch
+
+        torch.set_num_threads(int(n))
+        try:
+            import faiss
+
+            faiss.omp_set_num_threads(int(n))
+        except ImportError:  # pragma: no cover
+            pass
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not getattr(args, "json", False) and not getattr(args, "quiet", False) and sys.stderr.isatty() or bool(
+        getattr(args, "progress", False))
+
+
+def _catalog_arg(args: argparse.Namespace) -> str:
+    cat = args.catalog or os.environ.get("SOUNDALIKE_CATALOG")
+    if not cat:
+        raise SoundalikeError("no catalog given: pass --catalog DIR (or set SOUNDALIKE_CATALOG)")
+    return str(cat)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_demo_corpus(args: argparse.Namespace) -> int:
+    from soundalike.data.render import DemoCorpusConfig, render_demo_corpus
+
+    cfg = DemoCorpusConfig(
+        collections=tuple(args.collections) if args.collections else DemoCorpusConfig.collections,
+        works_per_collection=args.works_per_collection,
+        instrumentations=args.instrumentations,
+        ensembles=tuple(args.ensembles) if args.ensembles else DemoCorpusConfig.ensembles,
+        keep_original=not args.no_original,
+        max_seconds=args.max_seconds,
+        sample_rate=args.sample_rate,
+        audio_format=args.format,
+        seed=args.seed,
+        soundfont=args.soundfont,
+    )
+    summary = render_demo_corpus(args.out, cfg, jobs=args.jobs, progress=_progress(args))
+    d = summary.to_dict()
+
+    def text() -> None:
+        print(f"rendered {d['tracks']} tracks ({d['works']} works, {d['seconds'] / 60:.1f} min of audio) "
+              f"into {d['out']} in {d['wall_seconds']:.0f} s ({d['x_realtime']}x realtime)")
+        if d["skipped_total"]:
+            print(f"skipped {d['skipped_total']}: " + ", ".join(f"{k} {v}" for k, v in sorted(d["skipped"].items())))
+        print(f"labels: {d['out']}/manifest.jsonl")
+
+    _emit(args, d, text)
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from soundalike.index.catalog import Catalog
+
+    _threads(args)
+    cat_path = _catalog_arg(args)
+    if Catalog.exists(cat_path):
+        catalog = Catalog.open(cat_path, model=args.model)
+    else:
+        catalog = Catalog.create(cat_path, model=args.model)
+    with catalog:
+        rep = catalog.add(args.paths, manifest=args.manifest, prune=args.prune,
+                          max_duration=args.max_duration, progress=_progress(args))
+        d = rep.to_dict()
+        d["catalog"] = str(catalog.root)
+        d["tracks"] = len(catalog)
+
+        def text() -> None:
+            print(f"{catalog.root}: {d['added']} added, {d['updated']} updated, {d['unchanged']} unchanged, "
+                  f"{d['duplicates']} duplicates, {d['pruned']} pruned, {len(rep.failed)} failed; "
+                  f"{d['tracks']} tracks in all")
+            if rep.audio_seconds:
+                print(f"embedded {rep.audio_seconds / 60:.1f} min of audio in {rep.wall_seconds:.1f} s "
+                      f"({rep.x_realtime:.0f}x realtime)")
+            for path, reason in rep.failed:
+                print(f"  failed: {path}: {reason}", file=sys.stderr)
+
+        _emit(args, d, text)
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from soundalike.index.catalog import Catalog
+
+    _threads(args)
+    with Catalog.open(_catalog_arg(args), model=args.model) as catalog:
+        matches = catalog.similar(args.query, k=args.k, offset=args.offset, duration=args.duration)
+        payload = {"query": args.query, "catalog": str(catalog.root), "k": args.k,
+                   "matches": [m.to_dict() for m in matches]}
+
+        def text() -> None:
+            print(f"tracks most similar to {args.query}:")
+            for m in matches:
+                coll = m.track.labels.get("collection")
+                extra = f"  [{coll}/{m.track.labels.get('ensemble')}]" if coll else ""
+                print(f"{m.rank:3d}. {m.score:6.3f}  #{m.track.id:<5d} {m.track.display_name}{extra}")
+
+        _emit(args, payload, text)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from soundalike.index.catalog import Catalog
+
+    with Catalog.open(_catalog_arg(args), model=args.model) as catalog:
+        d = catalog.info()
+        if args.tracks:
+            d["track_list"] = [t.to_dict() for t in catalog.tracks()]
+        d["failures"] = [{"path": p, "reason": r} for p, r in catalog.failures()]
+
+        def text() -> None:
+            print(f"catalog      {d['catalog']}")
+            print(f"tracks       {d['tracks']} ({d['hours']:.2f} h, {d['chunks']} chunks)")
+            print(f"model        {d['model']} ({d['encoder']}, {d['embed_dim']}-d, fingerprint {d['model_fingerprint']})")
+            fe = d["frontend"]
+            print(f"front-end    {fe['sample_rate']} Hz, n_fft {fe['n_fft']}, hop {fe['hop_length']}, "
+                  f"{fe['n_mels']} mels, chunks of {fe['chunk_frames']} frames")
+            print(f"on disk      {d['disk_bytes'] / 1e6:.1f} MB")
+            for key, counts in d["labels"].items():
+                top = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:8])
+                print(f"{key:<12} {top}")
+            if d["failures"]:
+                print(f"failed files {len(d['failures'])}:")
+                for f in d["failures"][:20]:
+                    print(f"  {f['path']}: {f['reason']}")
+            if args.tracks:
+                for t in d["track_list"]:
+                    print(f"#{t['id']:<5d} {t['duration']:7.1f}s  {t['path']}")
+
+        _emit(args, d, text)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from soundalike.train.args import load_config
+    from soundalike.train.solver import train
+
+    cfg = load_config(args.config, data=args.data or None, manifest=args.manifest, out=args.out,
+                      encoder=args.encoder, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                      seed=args.seed, threads=args.threads, model_name=args.name)
+    progress = _progress(args)
+    log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
+    path, report = train(cfg, progress=progress, log=log)
+
+    def text() -> None:
+        last = report["history"][-1] if report["history"] else {}
+        print(f"trained {report['trained_steps']} steps (now at {report['steps']}) in {report['seconds']:.0f} s; "
+              f"loss {last.get('loss', float('nan')):.3f}, valid accuracy {last.get('valid_acc', float('nan')):.3f}")
+        print(f"model: {path} (+ .json); use it with --model {path}")
+
+    _emit(args, {k: v for k, v in report.items()}, text)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from soundalike.models.factory import DEFAULT_MODEL, list_pretrained
+    from soundalike.models.registry import get_encoder_entry, list_encoders
+
+    payload = {
+        "encoders": {n: get_encoder_entry(n).description for n in list_encoders()},
+        "pretrained": list_pretrained(),
+        "default": DEFAULT_MODEL,
+    }
+
+    def text() -> None:
+        print("encoders (for `soundalike train --encoder`):")
+        for n, desc in payload["encoders"].items():
+            print(f"  {n:<24} {desc}")
+        print("shipped models (for --model):")
+        for n in payload["pretrained"]:
+            print(f"  {n}{'  (default)' if n == DEFAULT_MODEL else ''}")
+
+    _emit(args, payload, text)
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+
+
+def _encoder_choices() -> list[str]:
+    from soundalike.models.registry import list_encoders
+
+    return list_encoders()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from soundalike.data.render import COLLECTIONS, ENSEMBLES
+
+    p = argparse.ArgumentParser(
+        prog="soundalike",
+        description="Find music that sounds alike: index audio into a catalog of CNN embeddings, then ask "
+                    "which tracks sound most like a file or a track.",
+        epilog="Start with: soundalike demo-corpus demo/corpus && soundalike index demo/corpus --catalog "
+               "demo/catalog --manifest demo/corpus/manifest.jsonl && soundalike similar 1 --catalog demo/catalog",
+    )
+    p.add_argument("--version", action="version", version=f"soundalike {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def common(sp: argparse.ArgumentParser, *, catalog: bool = False, model: bool = False, threads: bool = False) -> None:
+        sp.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        if catalog:
+            sp.add_argument("--catalog", "-c", metavar="DIR", help="catalog folder (default: $SOUNDALIKE_CATALOG)")
+        if model:
+            sp.add_argument("--model", "-m", metavar="NAME|PATH",
+                            help="model: a shipped name or a .safetensors path (default: the catalog's own; "
+                                 "for a new catalog, the shipped default)")
+        if threads:
+            sp.add_argument("--threads", type=int, default=None, metavar="N",
+                            help="CPU threads for the CNN and search (default: torch's choice)")
+
+    sp = sub.add_parser("demo-corpus", help="render the demo corpus (music21 scores, General MIDI soundfont)",
+                        description="Render works from music21's corpus to audio with tinysoundfont and the "
+                                    "TimGM6mb General MIDI soundfont, in several instrumentations, and write "
+                                    "OUT/manifest.jsonl with labels. Deterministic for a seed.")
+    sp.add_argument("out", metavar="OUT", help="output folder")
+    sp.add_argument("--works-per-collection", type=int, default=6, metavar="N",
+                    help="works drawn from each collection (default 6)")
+    sp.add_argument("--instrumentations", type=int, default=2, metavar="K",
+                    help="versions of each work; the first keeps the score's own programs (default 2)")
+    sp.add_argument("--collections", nargs="+", choices=COLLECTIONS, metavar="NAME",
+                    help=f"collections to draw from (default all: {', '.join(COLLECTIONS)})")
+    sp.add_argument("--ensembles", nargs="+", choices=list(ENSEMBLES), metavar="NAME",
+                    help=f"General MIDI ensembles for re-instrumentation (default all: {', '.join(ENSEMBLES)})")
+    sp.add_argument("--no-original", action="store_true", help="re-instrument every version")
+    sp.add_argument("--max-seconds", type=float, default=60.0, help="cut each render here (default 60)")
+    sp.add_argument("--sample-rate", type=int, default=22050, help="output rate in Hz (default 22050)")
+    sp.add_argument("--format", choices=["flac", "wav", "ogg", "mp3"], default="flac", help="audio format (default flac)")
+    sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sp.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: all cores)")
+    sp.add_argument("--soundfont", metavar="SF2", help="a .sf2 file instead of pretty_midi's TimGM6mb.sf2")
+    common(sp)
+    sp.set_defaults(func=cmd_demo_corpus)
+
+    sp = sub.add_parser("index", help="add audio files and folders to a catalog (incremental, crash-safe)",
+                        description="Walk folders for audio (mp3, ogg, opus, flac, wav, m4a, ...), embed new and "
+                                    "changed files, skip unchanged ones, and update the search index. Safe to kill "
+                                    "and re-run. Creates the catalog if it does not exist.")
+    sp.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
+    sp.add_argument("--manifest", metavar="JSONL", help="labels: JSON lines with a 'path' relative to the file")
+    sp.add_argument("--prune", action="store_true", help="remove tracks under PATH whose file is gone")
+    sp.add_argument("--max-duration", type=float, default=3600.0, metavar="SECONDS",
+                    help="refuse longer files (default 3600)")
+    common(sp, catalog=True, model=True, threads=True)
+    sp.set_defaults(func=cmd_index)
+
+    sp = sub.add_parser("similar", help="the tracks that sound most like a file or a catalog track",
+                        description="Rank catalog tracks by cosine similarity of song embeddings to QUERY: an "
+                                    "audio file (embedded with the catalog's model) or a track id.")
+    sp.add_argument("query", metavar="QUERY", help="audio file, or a track id from `soundalike info --tracks`")
+    sp.add_argument("-k", type=int, default=10, help="how many tracks (default 10)")
+    sp.add_argument("--offset", type=float, default=0.0, help="start of the excerpt of QUERY to use, seconds")
+    sp.add_argument("--duration", type=float, default=None, help="length of the excerpt of QUERY, seconds")
+    common(sp, catalog=True, model=True, threads=True)
+    sp.set_defaults(func=cmd_similar)
+
+    sp = sub.add_parser("info", help="catalog statistics, model, labels and failed files",
+                        description="Print what a catalog holds and which model filled it.")
+    sp.add_argument("--tracks", action="store_true", help="also list every track")
+    common(sp, catalog=True, model=True)
+    sp.set_defaults(func=cmd_info)
+
+    sp = sub.add_parser("train", help="train an encoder contrastively (InfoNCE) on folders of audio",
+                        description="Train a registered encoder with InfoNCE: two views per track (a noisy chunk "
+                                    "and a different noisy chunk), in-batch negatives, temperature 0.1. Resumes "
+                                    "from OUT/last.ckpt; writes OUT/model.safetensors + OUT/model.json.")
+    sp.add_argument("--config", metavar="YAML", help="training config (see configs/); flags override it")
+    sp.add_argument("--data", nargs="+", metavar="PATH", help="folders or files of audio")
+    sp.add_argument("--manifest", metavar="JSONL", help="labels; validation then holds out whole works")
+    sp.add_argument("--out", metavar="DIR", help="run folder (checkpoints, model)")
+    sp.add_argument("--encoder", choices=_encoder_choices(), help="registered encoder (default contrastive_cnn)")
+    sp.add_argument("--name", help="name recorded in the exported model")
+    sp.add_argument("--steps", type=int, help="optimiser steps")
+    sp.add_argument("--batch-size", type=int, help="tracks per batch")
+    sp.add_argument("--lr", type=float, help="peak learning rate")
+    sp.add_argument("--seed", type=int, help="random seed")
+    sp.add_argument("--threads", type=int, help="CPU threads")
+    sp.add_argument("--json", action="store_true", help="print the training report as JSON")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("models", help="list registered encoders and shipped models")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+    sp.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SoundalikeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: everything finished so far is saved; run the same command again to continue",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `soundalike similar ... | head`
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""One exception tree for soundalike.
+
+Every error that bad input can cause is a :class:`SoundalikeError`; its message
+says what was wrong and what to do about it. The CLI prints the message and
+exits with status 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SoundalikeError(Exception):
+    """Root of every error soundalike raises on purpose."""
+
+
+class ParameterError(SoundalikeError, ValueError):
+    """An argument or configuration value is out of range or inconsistent."""
+
+
+class AudioDecodeError(SoundalikeError):
+    """A file could not be decoded to audio (corrupt, empty, non-audio, unreadable)."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot decode {self.path!r}: {reason}")
+
+
+class AudioTooLongError(AudioDecodeError):
+    """A file is longer than the configured limit."""
+
+
+class ModelError(SoundalikeError):
+    """A model file is missing, unreadable, or does not describe a known encoder."""
+
+
+class CatalogError(SoundalikeError):
+    """A catalog is missing, locked, or damaged."""
+
+
+class CatalogMismatchError(CatalogError):
+    """A catalog was filled by another model or front-end than the one in use."""
+
+
+class TrackNotFoundError(CatalogError, KeyError):
+    """A track id or path is not in the catalog."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class RenderError(SoundalikeError):
+    """The demo corpus could not be rendered (missing soundfont or renderer)."""
+
+
+class ConfigError(ParameterError):
+    """A YAML training config is malformed or names unknown fields."""

@@ -1,0 +1,616 @@
+"""A catalog of tracks on disk.
+
+Layout of a catalog directory::
+
+    catalog.sqlite      tracks (path, hash, size, mtime, duration, tags, labels,
+                        chunk and song embeddings), failures, and meta (schema
+                        version, model fingerprint, front-end, generation)
+    vectors.faiss       FAISS index over song embeddings (a cache of the database)
+    vectors.faiss.json  the database generation and model the index was built from
+    LOCK                held by the one process that may write
+
+SQLite is the source of truth and every track is committed on its own, so an
+indexing run can be killed at any moment and re-run: nothing is lost or
+duplicated, and a stale FAISS file is rebuilt on the next open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from soundalike.audio.io import is_audio_path
+from soundalike.errors import (
+    AudioDecodeError,
+    CatalogError,
+    CatalogMismatchError,
+    ModelError,
+    ParameterError,
+    TrackNotFoundError,
+)
+from soundalike.index.vectors import VectorIndex
+
+SCHEMA_VERSION = 1
+DB_NAME = "catalog.sqlite"
+VECTORS_NAME = "vectors.faiss"
+DEFAULT_MAX_DURATION = 3600.0  # seconds; longer files are refused unless raised
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tracks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    file_hash TEXT NOT NULL,
+    duration REAL NOT NULL,
+    title TEXT, artist TEXT, album TEXT, genre TEXT,
+    tags TEXT NOT NULL DEFAULT '{}',
+    labels TEXT NOT NULL DEFAULT '{}',
+    n_chunks INTEGER NOT NULL,
+    chunk_hop REAL NOT NULL,
+    chunk_emb BLOB NOT NULL,
+    song_emb BLOB NOT NULL,
+    added_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tracks_hash ON tracks(file_hash);
+CREATE TABLE IF NOT EXISTS failures (
+    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, reason TEXT NOT NULL, at REAL NOT NULL
+);
+"""
+
+
+@dataclass
+class Track:
+    """One catalog row, without its embeddings."""
+
+    id: int
+    path: str
+    duration: float
+    file_hash: str
+    title: str | None = None
+    artist: str | None = None
+    album: str | None = None
+    genre: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)
+    n_chunks: int = 0
+
+    @property
+    def display_name(self) -> str:
+        if self.title and self.artist:
+            return f"{self.artist} - {self.title}"
+        return self.title or Path(self.path).name
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Match:
+    """One answer to a similarity query."""
+
+    rank: int
+    score: float  # cosine similarity of song embeddings, in [-1, 1]
+    track: Track
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "score": round(float(self.score), 6), **self.track.to_dict()}
+
+
+@dataclass
+class IndexReport:
+    """What one ``add`` run did."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0  # same content as a track already embedded: embeddings copied
+    pruned: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    @property
+    def x_realtime(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
+        d["x_realtime"] = round(self.x_realtime, 1)
+        return d
+
+
+def file_sha256(path: str | Path, *, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def walk_audio(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Absolute paths of audio files: named files as given, folders walked (hidden entries skipped)."""
+    seen: set[str] = set()
+    for p in paths:
+        root = Path(p).expanduser()
+        if not root.exists():
+            raise ParameterError(f"{root} does not exist")
+        root = root.resolve()
+        if root.is_file():
+            if str(root) not in seen:
+                seen.add(str(root))
+                yield root
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith(".") or not is_audio_path(name):
+                    continue
+                f = Path(dirpath) / name
+                if str(f) not in seen:
+                    seen.add(str(f))
+                    yield f
+
+
+def read_manifest(path: str | Path) -> dict[str, dict[str, Any]]:
+    """JSONL rows with a ``path`` (relative to the manifest's folder) -> labels by absolute path."""
+    mpath = Path(path).expanduser().resolve()
+    if not mpath.is_file():
+        raise ParameterError(f"manifest {mpath} does not exist")
+    out: dict[str, dict[str, Any]] = {}
+    with open(mpath) as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                rel = row.pop("path")
+            except (ValueError, KeyError, AttributeError) as exc:
+                raise ParameterError(f"{mpath}:{n}: not a JSON object with a 'path' ({exc})") from exc
+            out[str((mpath.parent / rel).resolve())] = row
+    return out
+
+
+class Catalog:
+    """Tracks, their embeddings and a vector index, tied to one model."""
+
+    def __init__(self, root: Path, conn: sqlite3.Connection, encoder: Any) -> None:
+        self.root = root
+        self._conn = conn
+        self.encoder = encoder
+        self._index: VectorIndex | None = None
+
+    # ------------------------------------------------------------ open/create
+    @staticmethod
+    def _connect(db: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(db), timeout=30.0, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    @classmethod
+    def exists(cls, path: str | Path) -> bool:
+        return (Path(path).expanduser() / DB_NAME).is_file()
+
+    @classmethod
+    def create(cls, path: str | Path, *, model: Any = None, exist_ok: bool = False) -> Catalog:
+        """Make a new, empty catalog at ``path`` bound to ``model`` (default: the shipped model)."""
+        from soundalike.models.checkpoint import AudioEncoder
+        from soundalike.models.factory import load_encoder
+
+        root = Path(path).expanduser()
+        if cls.exists(root):
+            if exist_ok:
+                return cls.open(root, model=model)
+            raise CatalogError(f"a catalog already exists at {root}; open it, or choose another path")
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise CatalogError(f"{root} exists and is not an empty folder; choose a new path for the catalog")
+        enc = model if isinstance(model, AudioEncoder) else load_encoder(model)
+        if enc.source is None:
+            raise ModelError("a catalog needs a saved model (shipped name or file); save the encoder first")
+        root.mkdir(parents=True, exist_ok=True)
+        conn = cls._connect(root / DB_NAME)
+        for stmt in _SCHEMA.strip().split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+        meta = {
+            "schema_version": str(SCHEMA_VERSION),
+            "model_fingerprint": enc.fingerprint,
+            "model_ref": str(enc.source),
+            "model_name": enc.name,
+            "encoder": enc.encoder,
+            "embed_dim": str(enc.embed_dim),
+            "frontend": json.dumps(enc.frontend.to_dict(), sort_keys=True),
+            "generation": "0",
+            "created_at": str(time.time()),
+        }
+        conn.execute("BEGIN")
+        conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
+        conn.execute("COMMIT")
+        return cls(root, conn, enc)
+
+    @classmethod
+    def open(cls, path: str | Path, *, model: Any = None) -> Catalog:
+        """Open an existing catalog. ``model`` (name, path or encoder) must be the one that filled it;
+        left out, the catalog loads its own model."""
+        from soundalike.models.checkpoint import AudioEncoder
+        from soundalike.models.factory import load_encoder
+
+        root = Path(path).expanduser()
+        db = root / DB_NAME
+        if not db.is_file():
+            raise CatalogError(f"no catalog at {root} (missing {DB_NAME}); create one with "
+                               f"`soundalike index MUSIC_FOLDER --catalog {root}`")
+        try:
+            conn = cls._connect(db)
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise CatalogError(f"{db} is not a readable catalog database ({exc})") from exc
+        version = int(meta.get("schema_version", "0"))
+        if version != SCHEMA_VERSION:
+            raise CatalogError(f"{root} has catalog schema {version}, this soundalike reads {SCHEMA_VERSION}; "
+                               "re-index into a new catalog")
+        want = meta["model_fingerprint"]
+        if model is None:
+            try:
+                enc = load_encoder(meta["model_ref"])
+            except ModelError as exc:
+                raise CatalogError(f"catalog {root} was built with model {meta['model_ref']!r}, which cannot be "
+                                   f"loaded ({exc}); pass that model with --model PATH") from exc
+        else:
+            enc = model if isinstance(model, AudioEncoder) else load_encoder(model)
+        if enc.fingerprint != want:
+            conn.close()
+            raise CatalogMismatchError(
+                f"catalog {root} was filled by model {meta['model_name']!r} ({meta['model_ref']}, fingerprint "
+                f"{want}), but the model in use is {enc.name!r} ({enc.source}, fingerprint {enc.fingerprint}). "
+                "Embeddings of different models cannot be compared. Either query with the catalog's own model "
+                "(leave out --model), or re-index the music with this model into a new catalog: "
+                f"`soundalike index MUSIC_FOLDER --catalog NEW_CATALOG --model {enc.source}`."
+            )
+        return cls(root, conn, enc)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ meta
+    def _meta(self, key: str) -> str:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise CatalogError(f"catalog {self.root} lacks meta {key!r}: damaged; re-index it")
+        return str(row[0])
+
+    @property
+    def generation(self) -> int:
+        return int(self._meta("generation"))
+
+    @property
+    def fingerprint(self) -> str:
+        return self._meta("model_fingerprint")
+
+    def __len__(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM tracks").fetchone()[0])
+
+    # --------------------------------------------------------------- writing
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        import fcntl
+
+        fh = open(self.root / "LOCK", "a+")
+        try:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CatalogError(f"another process is writing to catalog {self.root}; wait for it to finish") from None
+            yield
+        finally:
+            fh.close()
+
+    def _bump_generation(self) -> None:
+        self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+    def _insert(self, path: str, st: os.stat_result, digest: str, emb: Any, labels: dict[str, Any],
+                existing_id: int | None) -> int:
+        tags = dict(emb.tags)
+        row = (path, st.st_size, st.st_mtime_ns, digest, float(emb.duration), tags.get("title"), tags.get("artist"),
+               tags.get("album"), tags.get("genre"), json.dumps(tags, sort_keys=True),
+               json.dumps(labels, sort_keys=True, default=str), int(len(emb.chunks)), float(emb.hop_seconds),
+               np.ascontiguousarray(emb.chunks, dtype=np.float32).tobytes(),
+               np.ascontiguousarray(emb.song, dtype=np.float32).tobytes(), time.time())
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            if existing_id is None:
+                cur = self._conn.execute(
+                    "INSERT INTO tracks(path, size, mtime_ns, file_hash, duration, title, artist, album, genre, tags,"
+                    " labels, n_chunks, chunk_hop, chunk_emb, song_emb, added_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+                existing_id = int(cur.lastrowid or 0)
+            else:
+                self._conn.execute(
+                    "UPDATE tracks SET path=?, size=?, mtime_ns=?, file_hash=?, duration=?, title=?, artist=?, album=?,"
+                    " genre=?, tags=?, labels=?, n_chunks=?, chunk_hop=?, chunk_emb=?, song_emb=?, added_at=?"
+                    " WHERE id=?", (*row, existing_id))
+            self._conn.execute("DELETE FROM failures WHERE path = ?", (path,))
+            self._bump_generation()
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        return existing_id
+
+    def _copy_row(self, src_id: int, path: str, st: os.stat_result, labels: dict[str, Any] | None,
+                  existing_id: int | None) -> None:
+        cols = "file_hash, duration, title, artist, album, genre, tags, labels, n_chunks, chunk_hop, chunk_emb, song_emb"
+        src = self._conn.execute(f"SELECT {cols} FROM tracks WHERE id = ?", (src_id,)).fetchone()
+        src = list(src)
+        if labels is not None:
+            src[7] = json.dumps(labels, sort_keys=True, default=str)
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            if existing_id is not None:
+                self._conn.execute("DELETE FROM tracks WHERE id = ?", (existing_id,))
+            self._conn.execute(f"INSERT INTO tracks(path, size, mtime_ns, {cols}, added_at)"
+                               " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                               (path, st.st_size, st.st_mtime_ns, *src, time.time()))
+            self._conn.execute("DELETE FROM failures WHERE path = ?", (path,))
+            self._bump_generation()
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def _record_failure(self, path: str, st: os.stat_result | None, reason: str) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO failures(path, size, mtime_ns, reason, at) VALUES (?,?,?,?,?)",
+                           (path, st.st_size if st else None, st.st_mtime_ns if st else None, reason, time.time()))
+
+    def add(self, paths: str | Path | Sequence[str | Path], *, manifest: str | Path | None = None,
+            prune: bool = False, max_duration: float | None = DEFAULT_MAX_DURATION,
+            progress: bool | Callable[[dict[str, Any]], None] = False) -> IndexReport:
+        """Index audio files and folders.
+
+        Unchanged files (same size and mtime) are skipped; changed ones are
+        re-embedded in place; files whose content is already in the catalog
+        reuse its embeddings. ``prune`` removes tracks under ``paths`` whose file
+        is gone. Files that cannot be decoded are reported in
+        ``IndexReport.failed`` and the rest is still indexed.
+        """
+        from soundalike.inference.embed import Embedder
+
+        roots = [paths] if isinstance(paths, str | Path) else list(paths)
+        if not roots:
+            raise ParameterError("give at least one file or folder to index")
+        labels_by_path = read_manifest(manifest) if manifest else {}
+        report = IndexReport()
+        t0 = time.perf_counter()
+        with self._write_lock():
+            files = list(walk_audio(roots))
+            known = {r[1]: (r[0], r[2], r[3], r[4], r[5]) for r in self._conn.execute(
+                "SELECT id, path, size, mtime_ns, file_hash, labels FROM tracks")}
+            by_hash: dict[str, int] = {}
+            for _path, (tid, _s, _m, h, _l) in known.items():
+                by_hash.setdefault(h, tid)
+            todo: list[tuple[str, os.stat_result, str, int | None]] = []
+            for f in files:
+                p = str(f)
+                labels = labels_by_path.get(p)
+                try:
+                    st = f.stat()
+                except OSError as exc:
+                    report.failed.append((p, f"cannot stat the file ({exc.strerror or exc})"))
+                    continue
+                old = known.get(p)
+                if old is not None and old[1] == st.st_size and old[2] == st.st_mtime_ns:
+                    report.unchanged += 1
+                    if labels is not None and json.loads(old[4]) != labels:
+                        self._conn.execute("UPDATE tracks SET labels = ? WHERE id = ?",
+                                           (json.dumps(labels, sort_keys=True, default=str), old[0]))
+                    continue
+                try:
+                    digest = file_sha256(f)
+                except OSError as exc:
+                    report.failed.append((p, f"cannot read the file ({exc.strerror or exc})"))
+                    self._record_failure(p, st, report.failed[-1][1])
+                    continue
+                if old is not None and old[3] == digest:  # touched, not changed
+                    self._conn.execute("UPDATE tracks SET size=?, mtime_ns=? WHERE id=?",
+                                       (st.st_size, st.st_mtime_ns, old[0]))
+                    report.unchanged += 1
+                    continue
+                if digest in by_hash and (old is None or by_hash[digest] != old[0]):
+                    self._copy_row(by_hash[digest], p, st, labels, old[0] if old else None)
+                    report.duplicates += 1
+                    continue
+                todo.append((p, st, digest, old[0] if old else None))
+
+            embedder = Embedder(self.encoder, max_duration=max_duration)
+            bar = None
+            if progress is True and todo:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(todo), unit="track", desc="indexing", dynamic_ncols=True)
+            info = {p: (st, d, eid) for p, st, d, eid in todo}
+            try:
+                for p, result in embedder.embed_files([t[0] for t in todo]):
+                    st, digest, existing_id = info[p]
+                    if isinstance(result, AudioDecodeError):
+                        report.failed.append((p, result.reason))
+                        self._record_failure(p, st, result.reason)
+                    else:
+                        tid = self._insert(p, st, digest, result, labels_by_path.get(p, {}), existing_id)
+                        by_hash.setdefault(digest, tid)
+                        report.audio_seconds += result.duration
+                        if existing_id is None:
+                            report.added += 1
+                        else:
+                            report.updated += 1
+                    elapsed = time.perf_counter() - t0
+                    stats = {"done": report.added + report.updated + len(report.failed), "total": len(todo),
+                             "x_realtime": report.audio_seconds / elapsed if elapsed else 0.0}
+                    if bar is not None:
+                        bar.set_postfix_str(f"{stats['x_realtime']:.0f}x realtime, {len(report.failed)} failed")
+                        bar.update(1)
+                    elif callable(progress):
+                        progress(stats)
+            finally:
+                if bar is not None:
+                    bar.close()
+            if prune:
+                report.pruned = self._prune(roots)
+            self._index = None
+            self._vector_index()  # rebuild and save now, not at the first query
+        report.wall_seconds = time.perf_counter() - t0
+        return report
+
+    def _prune(self, roots: Sequence[str | Path]) -> int:
+        prefixes = [str(Path(r).expanduser().resolve()) for r in roots]
+        gone = []
+        for tid, path in self._conn.execute("SELECT id, path FROM tracks"):
+            under = any(path == pre or path.startswith(pre.rstrip(os.sep) + os.sep) for pre in prefixes)
+            if under and not os.path.exists(path):
+                gone.append(tid)
+        if gone:
+            self.remove(gone)
+        return len(gone)
+
+    def remove(self, track_ids: Iterable[int]) -> int:
+        ids = [int(i) for i in track_ids]
+        if not ids:
+            return 0
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._conn.executemany("DELETE FROM tracks WHERE id = ?", [(i,) for i in ids])
+        self._bump_generation()
+        self._conn.execute("COMMIT")
+        self._index = None
+        return len(ids)
+
+    # ---------------------------------------------------------------- reading
+    def _vector_index(self) -> VectorIndex:
+        if self._index is not None and self._index_generation == self.generation:
+            return self._index
+        gen, fp, dim = self.generation, self.fingerprint, int(self._meta("embed_dim"))
+        vpath = self.root / VECTORS_NAME
+        vi = VectorIndex.load_if_current(vpath, generation=gen, fingerprint=fp, dim=dim)
+        if vi is None:
+            rows = self._conn.execute("SELECT id, song_emb FROM tracks ORDER BY id").fetchall()
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vecs = (np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(-1, dim)
+                    if rows else np.zeros((0, dim), np.float32))
+            vi = VectorIndex.build(ids, vecs, dim)
+            try:
+                vi.save(vpath, generation=gen, fingerprint=fp)
+            except OSError:
+                pass  # a read-only catalog still answers from memory
+        self._index, self._index_generation = vi, gen
+        return vi
+
+    _index_generation = -1
+
+    @staticmethod
+    def _track_from_row(r: Sequence[Any]) -> Track:
+        return Track(id=r[0], path=r[1], duration=r[2], file_hash=r[3], title=r[4], artist=r[5], album=r[6],
+                     genre=r[7], tags=json.loads(r[8]), labels=json.loads(r[9]), n_chunks=r[10])
+
+    _TRACK_COLS = "id, path, duration, file_hash, title, artist, album, genre, tags, labels, n_chunks"
+
+    def tracks(self, ids: Iterable[int] | None = None) -> list[Track]:
+        if ids is None:
+            rows = self._conn.execute(f"SELECT {self._TRACK_COLS} FROM tracks ORDER BY id").fetchall()
+            return [self._track_from_row(r) for r in rows]
+        ids = list(ids)
+        qs = ",".join("?" * len(ids))
+        rows = {r[0]: r for r in self._conn.execute(f"SELECT {self._TRACK_COLS} FROM tracks WHERE id IN ({qs})", ids)}
+        return [self._track_from_row(rows[i]) for i in ids if i in rows]
+
+    def track(self, ref: int | str) -> Track:
+        """A track by id, or by its (absolute or relative) file path."""
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit() and not os.path.exists(ref)):
+            row = self._conn.execute(f"SELECT {self._TRACK_COLS} FROM tracks WHERE id = ?", (int(ref),)).fetchone()
+        else:
+            row = self._conn.execute(f"SELECT {self._TRACK_COLS} FROM tracks WHERE path = ?",
+                                     (str(Path(ref).expanduser().resolve()),)).fetchone()
+        if row is None:
+            raise TrackNotFoundError(f"no track {ref!r} in catalog {self.root}; `soundalike info --catalog "
+                                     f"{self.root} --tracks` lists them")
+        return self._track_from_row(row)
+
+    def embeddings(self, track_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk embeddings [shape=(n, d)], song embedding [shape=(d,)]) of one track."""
+        row = self._conn.execute("SELECT chunk_emb, song_emb FROM tracks WHERE id = ?", (int(track_id),)).fetchone()
+        if row is None:
+            raise TrackNotFoundError(f"no track {track_id} in catalog {self.root}")
+        d = int(self._meta("embed_dim"))
+        return np.frombuffer(row[0], np.float32).reshape(-1, d), np.frombuffer(row[1], np.float32)
+
+    def failures(self) -> list[tuple[str, str]]:
+        return [(p, r) for p, r in self._conn.execute("SELECT path, reason FROM failures ORDER BY path")]
+
+    def search(self, vector: np.ndarray, *, k: int = 10, exclude: Iterable[int] = ()) -> list[Match]:
+        """Nearest tracks to a song embedding [shape=(d,)] by cosine similarity."""
+        if k < 1:
+            raise ParameterError("k must be at least 1")
+        skip = set(exclude)
+        scores, ids = self._vector_index().search(np.asarray(vector, np.float32)[None], k + len(skip))
+        pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0 and int(i) not in skip][:k]
+        by_id = {t.id: t for t in self.tracks([i for i, _ in pairs])}
+        return [Match(rank=n + 1, score=s, track=by_id[i]) for n, (i, s) in enumerate(pairs) if i in by_id]
+
+    def similar(self, query: str | Path | int, *, k: int = 10, offset: float = 0.0,
+                duration: float | None = None) -> list[Match]:
+        """The ``k`` tracks that sound most like ``query``: an audio file, or a catalog track id.
+
+        A file is embedded with the catalog's model (``offset``/``duration``
+        pick an excerpt); a track id uses its stored embedding and leaves the
+        track itself out of the answer.
+        """
+        from soundalike.tasks.similar import similar
+
+        return similar(self, query, k=k, offset=offset, duration=duration)
+
+    def info(self) -> dict[str, Any]:
+        n, secs, chunks = self._conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(duration), 0), COALESCE(SUM(n_chunks), 0) FROM tracks").fetchone()
+        n_fail = self._conn.execute("SELECT COUNT(*) FROM failures").fetchone()[0]
+        size = sum(f.stat().st_size for f in self.root.iterdir() if f.is_file())
+        labels: dict[str, dict[str, int]] = {}
+        for (lab,) in self._conn.execute("SELECT labels FROM tracks"):
+            for key, val in json.loads(lab).items():
+                if isinstance(val, str | int | float | bool) and key in ("collection", "composer", "ensemble",
+                                                                        "genre", "label", "package"):
+                    labels.setdefault(key, {}).setdefault(str(val), 0)
+                    labels[key][str(val)] += 1
+        return {
+            "catalog": str(self.root),
+            "tracks": int(n),
+            "hours": round(float(secs) / 3600.0, 3),
+            "chunks": int(chunks),
+            "failed_files": int(n_fail),
+            "model": self._meta("model_name"),
+            "model_ref": self._meta("model_ref"),
+            "encoder": self._meta("encoder"),
+            "model_fingerprint": self.fingerprint,
+            "embed_dim": int(self._meta("embed_dim")),
+            "frontend": json.loads(self._meta("frontend")),
+            "schema_version": SCHEMA_VERSION,
+            "generation": self.generation,
+            "disk_bytes": size,
+            "labels": labels,
+        }

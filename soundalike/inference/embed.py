@@ -1,0 +1,136 @@
+"""Turn audio into embeddings with a model's own front-end.
+
+:class:`Embedder` decodes files in a background thread while the main thread
+runs the front-end and the encoder, so decoding and the CNN overlap on two cores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from soundalike.audio.io import DecodedAudio, decode
+from soundalike.errors import AudioDecodeError, ParameterError
+from soundalike.features.mel import MelFrontend, chunk_power, power_to_db
+from soundalike.models.checkpoint import AudioEncoder
+
+
+def song_embedding(chunk_embeddings: np.ndarray) -> np.ndarray:
+    """Mean of unit chunk embeddings, re-normalised to unit length.
+
+    chunk_embeddings : [shape=(n, d)] -> [shape=(d,)]
+    """
+    if chunk_embeddings.ndim != 2 or len(chunk_embeddings) == 0:
+        raise ParameterError("need at least one chunk embedding of shape (n, d)")
+    m = chunk_embeddings.astype(np.float64).mean(axis=0)
+    norm = np.linalg.norm(m)
+    if norm < 1e-12:  # chunks cancel out: fall back to the first chunk
+        m, norm = chunk_embeddings[0].astype(np.float64), 1.0
+    return (m / norm).astype(np.float32)
+
+
+@dataclass
+class TrackEmbedding:
+    """Embeddings of one waveform."""
+
+    chunks: np.ndarray  # float32 [shape=(n_chunks, d)], unit rows
+    song: np.ndarray  # float32 [shape=(d,)], unit
+    duration: float  # seconds of audio embedded
+    chunk_seconds: float  # audio per chunk
+    hop_seconds: float  # time between chunk starts
+    path: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class Embedder:
+    """Decode + front-end + encoder, configured entirely by the model."""
+
+    def __init__(self, encoder: AudioEncoder, *, chunk_hop_frames: int | None = None,
+                 batch_size: int = 128, max_duration: float | None = None) -> None:
+        self.encoder = encoder
+        self.config = encoder.frontend
+        self.hop_frames = int(chunk_hop_frames or self.config.chunk_hop_frames)
+        if self.hop_frames <= 0:
+            raise ParameterError("chunk_hop_frames must be positive")
+        self.batch_size = batch_size
+        self.max_duration = max_duration
+        self._mel = MelFrontend(self.config)
+
+    # ------------------------------------------------------------------ parts
+    def chunks(self, y: np.ndarray) -> Any:
+        """Waveform [shape=(n,)] -> log-mel chunks torch [shape=(n_chunks, n_mels, chunk_frames)]."""
+        import torch
+
+        with torch.inference_mode():
+            power = self._mel(np.asarray(y, dtype=np.float32))
+            ch = chunk_power(power, chunk_frames=self.config.chunk_frames, hop_frames=self.hop_frames)
+            return power_to_db(ch, amin=self.config.amin, top_db=self.config.top_db)
+
+    def embed_waveform(self, y: np.ndarray, *, path: str | None = None,
+                       tags: dict[str, str] | None = None) -> TrackEmbedding:
+        """Embed a mono waveform at the model's sample rate."""
+        if len(y) == 0:
+            raise ParameterError("cannot embed an empty waveform")
+        chunk_emb = self.encoder.embed_chunks(self.chunks(y), batch_size=self.batch_size)
+        c = self.config
+        return TrackEmbedding(chunk_emb, song_embedding(chunk_emb), len(y) / c.sample_rate,
+                              c.chunk_seconds, c.frames_to_seconds(self.hop_frames), path, dict(tags or {}))
+
+    def decode(self, path: str | Path, *, offset: float = 0.0, duration: float | None = None) -> DecodedAudio:
+        return decode(path, sr=self.config.sample_rate, offset=offset, duration=duration,
+                      max_duration=self.max_duration)
+
+    def embed_file(self, path: str | Path, *, offset: float = 0.0,
+                   duration: float | None = None) -> TrackEmbedding:
+        """Decode ``path`` (seeking to ``offset`` for ``duration`` seconds) and embed it."""
+        audio = self.decode(path, offset=offset, duration=duration)
+        return self.embed_waveform(audio.samples, path=str(path), tags=audio.info.tags)
+
+    def embed_files(self, paths: Iterable[str | Path], *, prefetch: int = 2
+                    ) -> Iterator[tuple[str, TrackEmbedding | AudioDecodeError]]:
+        """Embed many files in order; decoding runs ahead in a background thread.
+
+        Yields ``(path, TrackEmbedding)``, or ``(path, AudioDecodeError)`` for a
+        file that cannot be decoded, so one bad file never stops the rest.
+        """
+        pending: list[tuple[str, Future]] = []
+        it = iter(paths)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="soundalike-decode") as pool:
+            def submit() -> bool:
+                try:
+                    p = str(next(it))
+                except StopIteration:
+                    return False
+                pending.append((p, pool.submit(self.decode, p)))
+                return True
+
+            for _ in range(max(1, prefetch)):
+                if not submit():
+                    break
+            while pending:
+                p, fut = pending.pop(0)
+                submit()
+                try:
+                    audio = fut.result()
+                except AudioDecodeError as exc:
+                    yield p, exc
+                    continue
+                yield p, self.embed_waveform(audio.samples, path=p, tags=audio.info.tags)
+
+
+def embed(path: str | Path, *, model: AudioEncoder | str | None = None, offset: float = 0.0,
+          duration: float | None = None) -> TrackEmbedding:
+    """Embed one audio file with ``model`` (default: the shipped model).
+
+    Returns a :class:`TrackEmbedding` with chunk embeddings [shape=(n, d)] and
+    the song embedding [shape=(d,)].
+    """
+    from soundalike.models.factory import load_encoder
+
+    enc = model if isinstance(model, AudioEncoder) else load_encoder(model)
+    return Embedder(enc).embed_file(path, offset=offset, duration=duration)

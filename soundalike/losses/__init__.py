@@ -1,0 +1,5 @@
+"""Training objectives."""
+
+from soundalike.losses.infonce import info_nce
+
+__all__ = ["info_nce"]

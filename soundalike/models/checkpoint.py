@@ -1,0 +1,207 @@
+"""Self-describing model files and the :class:`AudioEncoder` that wraps a network.
+
+A model is two files side by side: ``NAME.safetensors`` (weights) and
+``NAME.json`` (the encoder's registered name, its config, the exact front-end
+settings, label names and versions). Loading never executes pickled code, and
+inference reads its front-end from the JSON only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from soundalike.errors import ModelError
+from soundalike.features.mel import FrontendConfig
+
+FORMAT = "soundalike.model"
+FORMAT_VERSION = 1
+
+# front-end fields that only say how densely a track is sampled at inference
+# time; they do not change what a chunk embedding means.
+_NON_SEMANTIC_FRONTEND = ("chunk_hop_frames",)
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=list)
+
+
+class AudioEncoder:
+    """A network plus the front-end it was trained with.
+
+    ``net``: torch module mapping log-mel chunks (B, n_mels, chunk_frames) to
+    unit-norm embeddings (B, embed_dim).
+    """
+
+    def __init__(self, net: Any, *, encoder: str, frontend: FrontendConfig, name: str | None = None,
+                 labels: tuple[str, ...] = (), metadata: dict[str, Any] | None = None,
+                 source: str | None = None) -> None:
+        self.net = net
+        self.encoder = encoder
+        self.frontend = frontend
+        self.name = name or encoder
+        self.labels = tuple(labels)
+        self.metadata = dict(metadata or {})
+        self.source = source  # the path or pretrained name it was loaded from
+        self._fingerprint: str | None = None
+        self._inference_ready = False
+
+    # ----------------------------------------------------------- description
+    @property
+    def embed_dim(self) -> int:
+        return int(self.net.embed_dim)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return asdict(self.net.config)
+
+    def describe(self) -> dict[str, Any]:
+        from soundalike import __version__
+
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "encoder": self.encoder,
+            "config": self.config,
+            "frontend": self.frontend.to_dict(),
+            "embed_dim": self.embed_dim,
+            "labels": list(self.labels),
+            "soundalike_version": __version__,
+            "metadata": self.metadata,
+        }
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over architecture, config, front-end and every weight (16 hex digits)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            fe = {k: v for k, v in self.frontend.to_dict().items() if k not in _NON_SEMANTIC_FRONTEND}
+            h.update(_canonical({"encoder": self.encoder, "config": self.config, "frontend": fe}).encode())
+            for key, tensor in sorted(self.net.state_dict().items()):
+                h.update(key.encode())
+                h.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    def invalidate_fingerprint(self) -> None:
+        """Call after changing weights in place (training)."""
+        self._fingerprint = None
+        self._inference_ready = False
+
+    # ------------------------------------------------------------- inference
+    def _prepare(self) -> None:
+        if not self._inference_ready:
+            import torch
+
+            self.net.eval()
+            self.net.to(memory_format=torch.channels_last)
+            self._inference_ready = True
+
+    def embed_chunks(self, chunks: Any, *, batch_size: int = 128) -> np.ndarray:
+        """Embed log-mel chunks.
+
+        chunks : torch.Tensor or np.ndarray [shape=(n, n_mels, chunk_frames)], dB
+        returns np.ndarray [shape=(n, embed_dim), dtype=float32], unit rows
+        """
+        import torch
+
+        self._prepare()
+        x = torch.as_tensor(chunks, dtype=torch.float32)
+        if x.ndim != 3 or x.shape[1] != self.frontend.n_mels:
+            raise ModelError(
+                f"expected chunks of shape (n, {self.frontend.n_mels}, frames), got {tuple(x.shape)}"
+            )
+        out = np.empty((x.shape[0], self.embed_dim), dtype=np.float32)
+        with torch.inference_mode():
+            for i in range(0, x.shape[0], batch_size):
+                out[i : i + batch_size] = self.net(x[i : i + batch_size]).numpy()
+        return out
+
+    # ------------------------------------------------------------- saving
+    def save(self, path: str | Path) -> Path:
+        """Write ``path.safetensors`` and ``path.json`` (``path`` without suffix or with either)."""
+        from safetensors.torch import save_file
+
+        stem = _stem(Path(path))
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        desc = self.describe()
+        desc["fingerprint"] = self.fingerprint
+        _atomic_write(stem.with_suffix(".safetensors"), lambda p: save_file(tensors, str(p)))
+        _atomic_write(stem.with_suffix(".json"),
+                      lambda p: Path(p).write_text(json.dumps(desc, indent=2, sort_keys=True) + "\n"))
+        return stem.with_suffix(".safetensors")
+
+
+def _stem(path: Path) -> Path:
+    if path.suffix in (".safetensors", ".json"):
+        return path.with_suffix("")
+    return path
+
+
+def _atomic_write(target: Path, write: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is meant to be shared
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_model_json(path: str | Path) -> dict[str, Any]:
+    stem = _stem(Path(path))
+    jpath = stem.with_suffix(".json")
+    if not jpath.is_file():
+        raise ModelError(f"model description {jpath} is missing: a model is NAME.safetensors plus NAME.json")
+    try:
+        desc = json.loads(jpath.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read model description {jpath}: {exc}") from exc
+    if not isinstance(desc, dict) or desc.get("format") != FORMAT:
+        raise ModelError(f"{jpath} is not a soundalike model description (format != {FORMAT!r})")
+    if int(desc.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelError(f"{jpath} was written by a newer soundalike (format {desc['format_version']}); upgrade")
+    return desc
+
+
+def load_model_file(path: str | Path) -> AudioEncoder:
+    """Load ``NAME.safetensors`` + ``NAME.json`` into an :class:`AudioEncoder` (eval mode)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from soundalike.models.registry import build_config, get_encoder_entry
+
+    stem = _stem(Path(path))
+    desc = read_model_json(stem)
+    wpath = stem.with_suffix(".safetensors")
+    if not wpath.is_file():
+        raise ModelError(f"weights {wpath} are missing beside {stem.with_suffix('.json')}")
+    entry = get_encoder_entry(str(desc.get("encoder")))
+    net = entry.cls(build_config(entry.name, desc.get("config") or {}))
+    try:
+        state = load_file(str(wpath))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"cannot read weights {wpath}: {exc}") from exc
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelError(f"weights {wpath} do not fit encoder {entry.name!r}: missing {missing}, unexpected {unexpected}")
+    net.eval()
+    enc = AudioEncoder(net, encoder=entry.name, frontend=FrontendConfig.from_dict(desc["frontend"]),
+                       name=desc.get("name"), labels=tuple(desc.get("labels") or ()),
+                       metadata=desc.get("metadata") or {}, source=str(stem))
+    stored = desc.get("fingerprint")
+    if stored and stored != enc.fingerprint:
+        raise ModelError(f"{wpath} does not match the fingerprint in its JSON ({stored} != {enc.fingerprint}): "
+                         "the weights were replaced or damaged; re-export the model")
+    return enc

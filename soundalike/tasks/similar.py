@@ -1,0 +1,41 @@
+""""What sounds like this?": cosine similarity of song embeddings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from soundalike.errors import ParameterError, TrackNotFoundError
+
+if TYPE_CHECKING:
+    from soundalike.index.catalog import Catalog, Match
+
+
+def _as_track_id(query: str | Path | int) -> int | None:
+    if isinstance(query, int):
+        return query
+    q = str(query)
+    if q.isdigit() and not os.path.exists(q):
+        return int(q)
+    return None
+
+
+def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: float = 0.0,
+            duration: float | None = None) -> list[Match]:
+    """Tracks of ``catalog`` most similar to ``query`` (an audio file or a track id), best first."""
+    from soundalike.inference.embed import Embedder
+
+    if k < 1:
+        raise ParameterError("k must be at least 1")
+    track_id = _as_track_id(query)
+    if track_id is not None:
+        try:
+            _, song = catalog.embeddings(track_id)
+        except TrackNotFoundError:
+            raise TrackNotFoundError(
+                f"{query!r} is neither an audio file nor a track id in catalog {catalog.root}"
+            ) from None
+        return catalog.search(song, k=k, exclude=[track_id])
+    emb = Embedder(catalog.encoder).embed_file(query, offset=offset, duration=duration)
+    return catalog.search(emb.song, k=k)

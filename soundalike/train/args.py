@@ -1,0 +1,80 @@
+"""Typed training configuration, loaded from YAML."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from soundalike.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Every field reaches the solver."""
+
+    data: list[str] = field(default_factory=list)  # folders or files of audio
+    manifest: str | None = None  # JSONL labels; with one, validation holds out whole works
+    out: str = "runs/contrastive"  # checkpoints, log and the exported model
+    encoder: str = "contrastive_cnn"  # registered encoder name
+    encoder_config: dict[str, Any] = field(default_factory=dict)  # overrides of its Config
+    frontend: dict[str, Any] = field(default_factory=dict)  # overrides of FrontendConfig
+    model_name: str | None = None  # name written into the exported model (default: encoder)
+    steps: int = 1000  # optimiser steps
+    batch_size: int = 64  # tracks per batch (2 views each -> 2 x batch_size chunks)
+    lr: float = 2e-3  # peak learning rate (AdamW)
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50  # linear warm-up, then cosine decay to lr_min_ratio * lr
+    lr_min_ratio: float = 0.05
+    temperature: float = 0.1  # InfoNCE temperature
+    noise_db: float = 2.0  # std of the Gaussian noise added to each view, in dB
+    valid_fraction: float = 0.1  # share of works (or tracks) held out
+    valid_every: int = 100  # steps between validation passes
+    valid_batches: int = 8
+    checkpoint_every: int = 100  # steps between checkpoints (always one at the end)
+    seed: int = 0
+    threads: int = 2  # torch intra-op threads
+    max_track_seconds: float = 600.0  # longer files are cut when loading
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, str):
+            self.data = [self.data]
+        for name in ("steps", "batch_size", "valid_every", "checkpoint_every", "threads", "valid_batches"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1")
+        if self.batch_size < 2:
+            raise ConfigError("batch_size must be >= 2: InfoNCE needs in-batch negatives")
+        if not 0 < self.temperature <= 10:
+            raise ConfigError("temperature must be in (0, 10]")
+        if not 0 <= self.valid_fraction < 1:
+            raise ConfigError("valid_fraction must be in [0, 1)")
+        if self.lr <= 0:
+            raise ConfigError("lr must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from YAML, with keyword overrides (``None`` values ignored)."""
+    import yaml
+
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read training config {p}: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p} must hold a mapping of settings")
+        raw = dict(loaded or {})
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown training settings {sorted(unknown)}; known: {sorted(known)}")
+    try:
+        return TrainConfig(**raw)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from exc

@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from soundalike import Catalog, create_encoder, load_encoder
+from soundalike.audio import save
+from soundalike.errors import CatalogError, CatalogMismatchError, TrackNotFoundError
+from soundalike.testing import synth_track, write_tracks
+
+
+@pytest.fixture(scope="module")
+def catalog(synth_folder, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cat") / "catalog"
+    cat = Catalog.create(root)
+    report = cat.add([synth_folder])
+    assert report.added == 8 and not report.failed
+    yield cat
+    cat.close()
+
+
+def test_excerpt_of_a_track_ranks_it_first(catalog, synth_folder):
+    for path in sorted(synth_folder.glob("*.wav")):
+        matches = catalog.similar(path, k=3, offset=12.0, duration=10.0)  # a different 10 s of it
+        assert matches[0].track.path == str(path.resolve()), [m.track.path for m in matches]
+        assert matches[0].score > matches[1].score
+
+
+def test_mp3_excerpt_query(catalog, synth_folder, tmp_path):
+    from soundalike.audio import load
+
+    src = sorted(synth_folder.glob("*.wav"))[3]
+    y, sr = load(src, sr=22050, offset=5.0, duration=10.0)
+    q = save(tmp_path / "query.mp3", y, sr, bitrate=96_000)
+    assert catalog.similar(q, k=1)[0].track.path == str(src.resolve())
+
+
+def test_query_by_track_id_excludes_itself(catalog):
+    t = catalog.tracks()[0]
+    matches = catalog.similar(t.id, k=5)
+    assert len(matches) == 5 and t.id not in [m.track.id for m in matches]
+    assert all(matches[i].score >= matches[i + 1].score for i in range(4))
+    same = catalog.similar(str(t.id), k=5)
+    assert [m.track.id for m in same] == [m.track.id for m in matches]
+    with pytest.raises(TrackNotFoundError):
+        catalog.similar(99999)
+
+
+def test_stored_song_embedding_is_the_renormalised_chunk_mean(catalog):
+    chunks, song = catalog.embeddings(catalog.tracks()[0].id)
+    assert chunks.shape == (10, 128)  # 30 s / 2.97 s
+    m = chunks.mean(axis=0)
+    np.testing.assert_allclose(song, m / np.linalg.norm(m), atol=1e-6)
+
+
+def test_info(catalog):
+    info = catalog.info()
+    assert info["tracks"] == 8 and abs(info["hours"] - 8 * 30 / 3600) < 1e-3
+    assert info["model_fingerprint"] == load_encoder().fingerprint
+
+
+def test_incremental_reindex_add_change_prune(tmp_path):
+    music = tmp_path / "music"
+    write_tracks(music, [10, 11, 12], duration=8.0)
+    cat = Catalog.create(tmp_path / "cat")
+    assert cat.add(music).added == 3
+    rep = cat.add(music)
+    assert (rep.added, rep.updated, rep.unchanged) == (0, 0, 3)
+    ids = {t.path: t.id for t in cat.tracks()}
+    # change one file, add one, copy one (same content), delete one
+    save(music / "track_010.wav", synth_track(99, duration=8.0), 22050)
+    write_tracks(music, [13], duration=8.0)
+    shutil.copy(music / "track_011.wav", music / "copy_of_11.wav")
+    (music / "track_012.wav").unlink()
+    rep = cat.add(music, prune=True)
+    assert (rep.added, rep.updated, rep.duplicates, rep.pruned) == (1, 1, 1, 1)
+    paths = {t.path: t.id for t in cat.tracks()}
+    assert len(paths) == 4 and len(cat) == 4
+    assert paths[str((music / "track_010.wav").resolve())] == ids[str((music / "track_010.wav").resolve())]
+    np.testing.assert_array_equal(cat.embeddings(paths[str((music / "copy_of_11.wav").resolve())])[1],
+                                  cat.embeddings(paths[str((music / "track_011.wav").resolve())])[1])
+    # the index follows the database
+    assert cat.similar(music / "track_013.wav", k=1)[0].track.path.endswith("track_013.wav")
+    cat.close()
+
+
+def test_bad_files_are_reported_and_the_rest_indexed(tmp_path):
+    music = tmp_path / "music"
+    write_tracks(music, [20, 21], duration=6.0)
+    (music / "empty.mp3").write_bytes(b"")
+    (music / "text.ogg").write_text("not audio at all\n" * 20)
+    (music / "notes.txt").write_text("ignored: not an audio extension")
+    cat = Catalog.create(tmp_path / "cat")
+    rep = cat.add(music)
+    assert rep.added == 2
+    assert sorted(Path(p).name for p, _ in rep.failed) == ["empty.mp3", "text.ogg"]
+    assert len(cat.failures()) == 2 and cat.info()["failed_files"] == 2
+    cat.close()
+
+
+def test_catalog_refuses_another_model(tmp_path, synth_folder):
+    cat = Catalog.create(tmp_path / "cat")
+    cat.close()
+    other = create_encoder("contrastive_cnn_small")
+    other.save(tmp_path / "other")
+    with pytest.raises(CatalogMismatchError, match="re-index"):
+        Catalog.open(tmp_path / "cat", model=str(tmp_path / "other.safetensors"))
+    with pytest.raises(CatalogError, match="no catalog"):
+        Catalog.open(tmp_path / "nowhere")
+    with pytest.raises(CatalogError, match="already exists"):
+        Catalog.create(tmp_path / "cat")
+
+
+def test_labels_from_manifest(tmp_path):
+    music = tmp_path / "m"
+    write_tracks(music, [30, 31], duration=5.0)
+    man = music / "manifest.jsonl"
+    man.write_text("\n".join(json.dumps({"path": f"track_{s:03d}.wav", "collection": f"c{s}"}) for s in (30, 31)))
+    cat = Catalog.create(tmp_path / "cat")
+    cat.add(music, manifest=man)
+    assert sorted(t.labels["collection"] for t in cat.tracks()) == ["c30", "c31"]
+    assert cat.info()["labels"]["collection"] == {"c30": 1, "c31": 1}
+    cat.close()
+
+
+def test_killed_index_run_resumes_without_loss_or_duplicates(tmp_path):
+    music = tmp_path / "music"
+    write_tracks(music, list(range(40, 64)), duration=20.0)
+    cat_dir = tmp_path / "cat"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "soundalike.cli", "index", str(music), "--catalog", str(cat_dir), "-q",
+           "--threads", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    db = cat_dir / "catalog.sqlite"
+    deadline = time.time() + 120
+    n = 0
+    while time.time() < deadline and proc.poll() is None:  # kill once a few tracks are in
+        if db.exists():
+            import sqlite3
+
+            try:
+                with sqlite3.connect(db, timeout=1) as c:
+                    n = c.execute("SELECT COUNT(*) FROM tracks").fetchone()[0]
+            except sqlite3.OperationalError:
+                n = 0
+            if n >= 3:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 3 <= n < 24, f"the run should be killed mid-way (saw {n} tracks)"
+    out = subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["tracks"] == 24 and report["added"] + report["unchanged"] == 24 and report["unchanged"] >= 3
+    with Catalog.open(cat_dir) as cat:
+        paths = [t.path for t in cat.tracks()]
+        assert len(paths) == len(set(paths)) == 24
+        assert len(cat._vector_index()) == 24
+        q = music / "track_050.wav"
+        assert cat.similar(q, k=1)[0].track.path == str(q.resolve())
