@@ -109,7 +109,7 @@ def main() -> None:
         v = np.frombuffer(r[-1], np.float32) + rng.normal(0, 0.3, enc.embed_dim).astype(np.float32)
         v /= np.linalg.norm(v)
         rows.append((f"/filler/{i}.mp3", f"filler{i}", *r[:-1], v.tobytes()))
-    con.executemany(f"INSERT INTO tracks(path, file_hash, {cols}, song_emb) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    con.executemany(f"INSERT INTO tracks(path, file_hash, {cols}, song_emb) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     rows)
     con.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
     con.commit()

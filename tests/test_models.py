@@ -8,7 +8,13 @@ import torch
 
 from soundalike.errors import ModelError
 from soundalike.features import FrontendConfig, log_mel_chunks
-from soundalike.models import DEFAULT_MODEL, create_encoder, list_encoders, list_pretrained, load_encoder
+from soundalike.models import (
+    DEFAULT_MODEL,
+    create_encoder,
+    list_encoders,
+    list_pretrained,
+    load_encoder,
+)
 from soundalike.testing import synth_track
 
 

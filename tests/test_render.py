@@ -6,7 +6,13 @@ import json
 import pytest
 
 from soundalike.audio import load
-from soundalike.data.render import ENSEMBLES, DemoCorpusConfig, gm_family, plan_tasks, render_demo_corpus
+from soundalike.data.render import (
+    ENSEMBLES,
+    DemoCorpusConfig,
+    gm_family,
+    plan_tasks,
+    render_demo_corpus,
+)
 from soundalike.errors import ParameterError
 
 pytestmark = pytest.mark.slow

@@ -205,7 +205,7 @@ def chunk_power(mel_power, *, chunk_frames: int, hop_frames: int):
     if mel_power.ndim != 2:
         raise ParameterError(f"expected a power mel of shape (n_mels, t), got {tuple(mel_power.shape)}")
     T = mel_power.shape[-1]
-    if T < chunk_frames:
+    if chunk_frames > T:
         mel_power = torch.nn.functional.pad(mel_power, (0, chunk_frames - T))
     # (M, n, chunk_frames) -> (n, M, chunk_frames)
     return mel_power.unfold(-1, chunk_frames, hop_frames).permute(1, 0, 2).contiguous()
