@@ -1,0 +1,1 @@
+"""Data: manifests, datasets, and the demo-corpus renderer."""
