@@ -35,7 +35,7 @@ install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
 	@test -f $(DEMO)/corpus/manifest.jsonl || $(BIN)/soundalike demo-corpus $(DEMO)/corpus --works-per-collection $(DEMO_WORKS) --instrumentations 2
-	$(BIN)/soundalike index $(DEMO)/corpus --catalog $(DEMO)/catalog --manifest $(DEMO)/corpus/manifest.jsonl
+	$(BIN)/soundalike index $(DEMO)/corpus/audio --catalog $(DEMO)/catalog --manifest $(DEMO)/corpus/manifest.jsonl
 	$(BIN)/soundalike info --catalog $(DEMO)/catalog
 	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 10
 
