@@ -226,8 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="soundalike",
         description="Find music that sounds alike: index audio into a catalog of CNN embeddings, then ask "
                     "which tracks sound most like a file or a track.",
-        epilog="Start with: soundalike demo-corpus demo/corpus && soundalike index demo/corpus --catalog "
-               "demo/catalog --manifest demo/corpus/manifest.jsonl && soundalike similar 1 --catalog demo/catalog",
+        epilog="Start with: soundalike demo-corpus demo/corpus && soundalike index demo/corpus/audio "
+               "--catalog demo/catalog --manifest demo/corpus/manifest.jsonl && soundalike similar 1 --catalog demo/catalog",
     )
     p.add_argument("--version", action="version", version=f"soundalike {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -72,7 +72,7 @@ GM_FAMILIES: tuple[str, ...] = (
     "reed", "pipe", "synth lead", "synth pad", "synth effects", "ethnic", "percussive", "sound effects",
 )
 
-_FORMATS = {"flac": "FLAC", "wav": "WAV", "ogg": "OGG", "mp3": "MP3"}
+_FORMATS = ("flac", "wav", "ogg", "mp3")  # written by soundalike.audio.save
 
 
 def gm_family(program: int) -> str:
@@ -284,14 +284,6 @@ def _channels_by_register(events: list[tuple[float, Any]]) -> list[int]:
     return sorted(notes, key=lambda ch: -float(np.mean(notes[ch])))
 
 
-def _write_audio(path: Path, y: np.ndarray, sr: int, fmt: str) -> None:
-    import soundfile as sf
-
-    tmp = path.with_name(f".{path.name}.part")
-    sf.write(str(tmp), y, sr, format=_FORMATS[fmt])
-    os.replace(tmp, path)
-
-
 def _truncate_score(score: Any, max_seconds: float) -> Any:
     """Keep only the measures that can sound within ``max_seconds``.
 
@@ -313,6 +305,8 @@ def _truncate_score(score: Any, max_seconds: float) -> Any:
 
 
 def _render_task(args: tuple[_Task, DemoCorpusConfig, str, str]) -> tuple[list[dict[str, Any]], Counter]:
+    from soundalike.audio.io import save
+
     task, cfg, out_dir, soundfont = args
     skipped: Counter = Counter()
     rows: list[dict[str, Any]] = []
@@ -379,7 +373,7 @@ def _render_task(args: tuple[_Task, DemoCorpusConfig, str, str]) -> tuple[list[d
             rel = Path("audio") / task.collection / f"{name}-{digest}__{ensemble}.{cfg.audio_format}"
             dest = Path(out_dir) / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
-            _write_audio(dest, y, cfg.sample_rate, cfg.audio_format)
+            save(dest, y, cfg.sample_rate)
             program_list = [used[ch] for ch in sorted(used)]
             rows.append({
                 "path": rel.as_posix(),
