@@ -173,7 +173,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, data=args.data or None, manifest=args.manifest, out=args.out,
                       encoder=args.encoder, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      seed=args.seed, threads=args.threads, model_name=args.name)
+                      seed=args.seed, threads=args.threads, model_name=args.name, objective=args.objective,
+                      init_from=args.init_from)
     progress = _progress(args)
     log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
     path, report = train(cfg, progress=progress, log=log)
@@ -185,6 +186,46 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"model: {path} (+ .json); use it with --model {path}")
 
     _emit(args, {k: v for k, v in report.items()}, text)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from soundalike.data.debian import EVAL_PACKAGES, TRAIN_PACKAGES, fetch_debian_music
+
+    if args.dataset != "debian-music":  # pragma: no cover - argparse choices guard this
+        raise SoundalikeError(f"unknown dataset {args.dataset}")
+    packages = args.packages or (list(EVAL_PACKAGES) if args.eval_packages else list(TRAIN_PACKAGES))
+    log = (lambda msg: print(msg, file=sys.stderr)) if not (args.json or args.quiet) else None
+    report = fetch_debian_music(args.out, packages, min_seconds=args.min_seconds, progress=_progress(args), log=log)
+
+    def text() -> None:
+        print(f"{report.tracks} tracks, {report.hours:.2f} h from {len(report.packages)} packages "
+              f"({report.skipped_short} shorter than {args.min_seconds:g} s and {report.skipped_duplicate} "
+              f"duplicates left out)")
+        print(f"manifest: {report.manifest}")
+        print(f"index it: soundalike index {args.out}/audio --manifest {report.manifest} --catalog CATALOG")
+
+    _emit(args, report.to_dict(), text)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from soundalike.evaluation.run import EvalConfig, evaluate
+
+    _threads(args)
+    cfg = EvalConfig(label_key=args.label_key, excerpt_seconds=args.excerpt_seconds,
+                     excerpts_per_track=args.excerpts, noise_snr_db=args.snr, mp3_kbps=args.mp3_kbps,
+                     catalog_hop_frames=args.hop_frames, max_tracks=args.max_tracks, plots=not args.no_plots,
+                     seed=args.seed)
+    report = evaluate(_catalog_arg(args), args.out, config=cfg, compare=args.compare, progress=_progress(args))
+
+    def text() -> None:
+        from soundalike.evaluation.run import markdown_report
+
+        print(markdown_report(report))
+        print(f"written to {args.out}/: " + ", ".join(os.path.basename(f) for f in report["files"]))
+
+    _emit(args, report, text)
     return 0
 
 
@@ -296,10 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp, catalog=True, model=True)
     sp.set_defaults(func=cmd_info)
 
-    sp = sub.add_parser("train", help="train an encoder contrastively (InfoNCE) on folders of audio",
-                        description="Train a registered encoder with InfoNCE: two views per track (a noisy chunk "
-                                    "and a different noisy chunk), in-batch negatives, temperature 0.1. Resumes "
-                                    "from OUT/last.ckpt; writes OUT/model.safetensors + OUT/model.json.")
+    sp = sub.add_parser("train", help="train an encoder (InfoNCE, or an autoencoder) on folders of audio",
+                        description="Train a registered encoder. Objective infonce: two augmented chunks per "
+                                    "track (pitch, tempo, EQ, reverb, noise, MP3, masking; see configs/debian.yaml), "
+                                    "in-batch negatives, temperature 0.1. Objective autoencoder: a decoder "
+                                    "reconstructs the chunk from the embedding. Resumes from OUT/last.ckpt; writes "
+                                    "OUT/model.safetensors + OUT/model.json.")
     sp.add_argument("--config", metavar="YAML", help="training config (see configs/); flags override it")
     sp.add_argument("--data", nargs="+", metavar="PATH", help="folders or files of audio")
     sp.add_argument("--manifest", metavar="JSONL", help="labels; validation then holds out whole works")
@@ -310,10 +353,51 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch-size", type=int, help="tracks per batch")
     sp.add_argument("--lr", type=float, help="peak learning rate")
     sp.add_argument("--seed", type=int, help="random seed")
+    sp.add_argument("--objective", choices=["infonce", "autoencoder"], help="training objective (default infonce)")
+    sp.add_argument("--init-from", metavar="NAME|PATH", help="start from this model's weights")
     sp.add_argument("--threads", type=int, help="CPU threads")
     sp.add_argument("--json", action="store_true", help="print the training report as JSON")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("datasets", help="fetch real music to train and evaluate on (Debian game soundtracks)",
+                        description="debian-music: `apt-get download` game-music packages (nothing is installed), "
+                                    "extract their music (also from .pk3/.zip archives and extension-less Ogg files), "
+                                    "keep tracks of at least --min-seconds, drop duplicates by content hash, and "
+                                    "write OUT/audio/PACKAGE/..., OUT/manifest.jsonl (label = package) and the "
+                                    "packages' copyright files under OUT/licenses/. Runs add up: fetching other "
+                                    "packages into the same OUT keeps the earlier ones.")
+    sp.add_argument("dataset", choices=["debian-music"], help="which data set")
+    sp.add_argument("out", metavar="OUT", help="folder for audio, manifest and the downloaded .debs")
+    sp.add_argument("--packages", nargs="+", metavar="PKG",
+                    help="Debian packages (default: the 16 packages the shipped model was trained on)")
+    sp.add_argument("--eval-packages", action="store_true",
+                    help="fetch the held-out evaluation packages instead (never trained on)")
+    sp.add_argument("--min-seconds", type=float, default=30.0, help="shortest track kept (default 30)")
+    common(sp)
+    sp.add_argument("--progress", action="store_true", help="progress bar even when not on a terminal")
+    sp.set_defaults(func=cmd_datasets)
+
+    sp = sub.add_parser("evaluate", help="measure a catalog's model beside baselines; JSON + Markdown + plots",
+                        description="Over the labelled tracks of a catalog: excerpt -> track retrieval (clean "
+                                    "and noisy+MP3 excerpts: recall@1, recall@10, MRR), same-label retrieval "
+                                    "(precision@10, MAP, NDCG@10), a linear probe and PCA/t-SNE maps, for the "
+                                    "catalog's model, the untrained encoder, MFCC statistics and any --compare "
+                                    "models. Writes OUT/evaluation.json, OUT/evaluation.md and PNG plots.")
+    sp.add_argument("--out", "-o", required=True, metavar="DIR", help="folder for the report and plots")
+    sp.add_argument("--label-key", default="label", help="manifest label that groups tracks (default: label)")
+    sp.add_argument("--compare", nargs="+", metavar="NAME|PATH", help="other models to evaluate in the same run")
+    sp.add_argument("--excerpt-seconds", type=float, default=6.0, help="query excerpt length (default 6)")
+    sp.add_argument("--excerpts", type=int, default=2, help="excerpts per track (default 2)")
+    sp.add_argument("--snr", type=float, default=10.0, help="noise level of the noisy excerpts, dB SNR (default 10)")
+    sp.add_argument("--mp3-kbps", type=float, default=64.0, help="MP3 bitrate of the noisy excerpts (default 64)")
+    sp.add_argument("--hop-frames", type=int, default=32, help="hop between catalog chunks in frames (default 32)")
+    sp.add_argument("--max-tracks", type=int, help="evaluate a seeded sample of this many tracks")
+    sp.add_argument("--no-plots", action="store_true", help="numbers only (no matplotlib/scikit-learn needed)")
+    sp.add_argument("--seed", type=int, default=0, help="seed for excerpts, noise and t-SNE")
+    common(sp, catalog=True, threads=True)
+    sp.add_argument("--progress", action="store_true", help="progress bar even when not on a terminal")
+    sp.set_defaults(func=cmd_evaluate)
 
     sp = sub.add_parser("models", help="list registered encoders and shipped models")
     sp.add_argument("--json", action="store_true", help="print JSON")

@@ -54,5 +54,9 @@ class RenderError(SoundalikeError):
     """The demo corpus could not be rendered (missing soundfont or renderer)."""
 
 
+class DatasetError(SoundalikeError):
+    """A data set could not be fetched or prepared (package missing, archive unreadable)."""
+
+
 class ConfigError(ParameterError):
     """A YAML training config is malformed or names unknown fields."""

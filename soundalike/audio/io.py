@@ -12,6 +12,7 @@ Channels are averaged, ``(L + R) / 2`` like librosa, not FFmpeg's
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Callable
@@ -420,27 +421,7 @@ def save(path: str | Path, y: np.ndarray, sr: int, *, bitrate: int | None = None
             fmt, subtype = _SOUNDFILE_WRITERS[suffix]
             sf.write(str(tmp), y, sr, format=fmt, subtype=subtype)
         elif suffix in _PYAV_WRITERS:
-            import av
-
-            fmt, codec, sample_fmt, rate, frame_size = _PYAV_WRITERS[suffix]
-            if rate is None:
-                rate = sr if sr in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000) else 44100
-            x = resample(y, orig_sr=sr, target_sr=rate)
-            with open(tmp, "wb") as fh, av.open(fh, "w", format=fmt) as out:
-                stream = out.add_stream(codec, rate=rate, layout="mono")
-                if bitrate:
-                    stream.bit_rate = int(bitrate)
-                pad = (-len(x)) % frame_size
-                x = np.concatenate([x, np.zeros(pad, np.float32)])
-                for i in range(0, len(x), frame_size):
-                    block = x[i : i + frame_size][None, :]
-                    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format=sample_fmt, layout="mono")
-                    frame.sample_rate = rate
-                    frame.pts = i
-                    for pkt in stream.encode(frame):
-                        out.mux(pkt)
-                for pkt in stream.encode(None):
-                    out.mux(pkt)
+            tmp.write_bytes(encode(y, sr, suffix, bitrate=bitrate))
         else:
             raise ParameterError(f"cannot write {suffix!r} files; use one of "
                                  f"{', '.join(sorted([*_SOUNDFILE_WRITERS, *_PYAV_WRITERS]))}")
@@ -449,3 +430,69 @@ def save(path: str | Path, y: np.ndarray, sr: int, *, bitrate: int | None = None
         if tmp.exists():
             tmp.unlink()
     return p
+
+
+def encode(y: np.ndarray, sr: int, fmt: str = ".mp3", *, bitrate: int | None = None) -> bytes:
+    """Encode a mono float32 waveform to bytes with PyAV (``fmt``: .mp3, .m4a, .aac or .opus).
+
+    The waveform is resampled to a rate the codec takes when needed;
+    ``bitrate`` is in bit/s (default: the codec's).
+    """
+    import av
+
+    key = fmt.lower() if fmt.startswith(".") else f".{fmt.lower()}"
+    if key not in _PYAV_WRITERS:
+        raise ParameterError(f"cannot encode {fmt!r}; use one of {', '.join(sorted(_PYAV_WRITERS))}")
+    container_fmt, codec, sample_fmt, rate, frame_size = _PYAV_WRITERS[key]
+    if rate is None:
+        rate = sr if sr in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000) else 44100
+    x = resample(np.clip(np.asarray(y, dtype=np.float32).reshape(-1), -1.0, 1.0), orig_sr=sr, target_sr=rate)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=container_fmt) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        if bitrate:
+            stream.bit_rate = int(bitrate)
+        pad = (-len(x)) % frame_size
+        x = np.concatenate([x, np.zeros(pad, np.float32)])
+        for i in range(0, len(x), frame_size):
+            block = x[i : i + frame_size][None, :]
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format=sample_fmt, layout="mono")
+            frame.sample_rate = rate
+            frame.pts = i
+            for pkt in stream.encode(frame):
+                out.mux(pkt)
+        for pkt in stream.encode(None):
+            out.mux(pkt)
+    return buf.getvalue()
+
+
+def decode_bytes(data: bytes, *, sr: int | None) -> np.ndarray:
+    """Decode an in-memory encoded file (as :func:`encode` writes) to mono float32 at ``sr``."""
+    import av
+
+    blocks: list[np.ndarray] = []
+    native = 0
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            stream = container.streams.audio[0]
+            native = int(stream.codec_context.sample_rate)
+            resampler = av.AudioResampler(format="fltp")
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    arr = out.to_ndarray()
+                    blocks.append(arr.mean(axis=0) if arr.shape[0] > 1 else arr[0])
+    except (av.FFmpegError, IndexError) as exc:
+        raise AudioDecodeError("<memory>", f"cannot decode the encoded bytes ({exc})") from exc
+    y = np.concatenate(blocks).astype(np.float32) if blocks else np.zeros(0, np.float32)
+    return y if sr is None else resample(y, orig_sr=native, target_sr=sr)
+
+
+def codec_roundtrip(y: np.ndarray, sr: int, fmt: str = ".mp3", *, bitrate: int | None = None) -> np.ndarray:
+    """Encode and decode again: what a file re-encoded at ``bitrate`` sounds like.
+
+    Returns a waveform at ``sr`` of the same length as ``y``, time-aligned with it
+    (the decoder drops the encoder delay; the tail is padded or cut).
+    """
+    out = decode_bytes(encode(y, sr, fmt, bitrate=bitrate), sr=sr)
+    n = len(y)
+    return out[:n] if len(out) >= n else np.concatenate([out, np.zeros(n - len(out), np.float32)])

@@ -8,13 +8,22 @@ from typing import Any
 
 from soundalike.errors import ConfigError
 
+OBJECTIVES = ("infonce", "autoencoder")
+
 
 @dataclass
 class TrainConfig:
     """One training run. Every field reaches the solver."""
 
-    data: list[str] = field(default_factory=list)  # folders or files of audio
-    manifest: str | None = None  # JSONL labels; with one, validation holds out whole works
+    data: list[str] = field(default_factory=list)  # folders or files of audio (one source)
+    manifest: str | None = None  # JSONL labels; with one, validation holds out whole works/packages
+    sources: list[dict[str, Any]] = field(default_factory=list)  # several sources: {data, manifest, weight, group_key}
+    valid_groups: list[str] = field(default_factory=list)  # groups (packages, works) to hold out; else valid_fraction
+    objective: str = "infonce"  # infonce | autoencoder (decoder reconstructs the chunk from the embedding)
+    init_from: str | None = None  # start from this model's weights (name or path) instead of random ones
+    augment: dict[str, Any] = field(default_factory=dict)  # overrides of soundalike.augment.AugmentConfig
+    cache_dir: str | None = None  # where prepared mels + views are cached (keyed by file and settings)
+    jobs: int = 2  # processes preparing audio
     out: str = "runs/contrastive"  # checkpoints, log and the exported model
     encoder: str = "contrastive_cnn"  # registered encoder name
     encoder_config: dict[str, Any] = field(default_factory=dict)  # overrides of its Config
@@ -27,7 +36,7 @@ class TrainConfig:
     warmup_steps: int = 50  # linear warm-up, then cosine decay to lr_min_ratio * lr
     lr_min_ratio: float = 0.05
     temperature: float = 0.1  # InfoNCE temperature
-    noise_db: float = 2.0  # std of the Gaussian noise added to each view, in dB
+    noise_db: float = 0.0  # std of extra Gaussian noise added to each input, in dB
     valid_fraction: float = 0.1  # share of works (or tracks) held out
     valid_every: int = 100  # steps between validation passes
     valid_batches: int = 8
@@ -39,6 +48,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.data, str):
             self.data = [self.data]
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
+        if self.data and self.sources:
+            raise ConfigError("give either `data` (one source) or `sources`, not both")
+        if int(self.jobs) < 1:
+            raise ConfigError("jobs must be >= 1")
+        from soundalike.augment.chain import AugmentConfig
+
+        AugmentConfig.from_dict(self.augment)  # typed check now, not after the data is loaded
         for name in ("steps", "batch_size", "valid_every", "checkpoint_every", "threads", "valid_batches"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1")
@@ -53,6 +71,16 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def data_sources(self) -> list[Any]:
+        """The configured data as :class:`~soundalike.train.data.DataSource` objects."""
+        from soundalike.train.data import DataSource
+
+        if self.sources:
+            return [DataSource.from_dict(s) for s in self.sources]
+        if not self.data:
+            raise ConfigError("no training data: set `data` (or `sources`) to folders of audio")
+        return [DataSource(list(self.data), self.manifest)]
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:

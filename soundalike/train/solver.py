@@ -1,9 +1,11 @@
-"""Contrastive training: a solver with named stages (load data, train, valid, export).
+"""Training: a solver with named stages (load data, train, valid, export).
 
-Two views per track: a random chunk with Gaussian noise in the dB domain, and
-a *different* chunk of the same track with its own noise. InfoNCE with in-batch
-negatives. Checkpoints hold model, optimiser, scheduler and RNG state, so a
-killed run resumes where it stopped and reaches the same weights.
+Objective ``infonce`` (default): two augmented chunks per track (see
+:class:`~soundalike.train.data.PairSampler`), InfoNCE with in-batch negatives.
+Objective ``autoencoder``: a decoder reconstructs each chunk from its
+embedding (the bottleneck), for comparison. Checkpoints hold model,
+optimiser and RNG state, so a killed run resumes where it stopped and reaches
+the same weights.
 """
 
 from __future__ import annotations
@@ -13,122 +15,18 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from soundalike.errors import AudioDecodeError, ConfigError
-from soundalike.features.mel import FrontendConfig, MelFrontend
+from soundalike.augment.chain import AugmentConfig
+from soundalike.errors import ConfigError
+from soundalike.features.mel import FrontendConfig
 from soundalike.train.args import TrainConfig
+from soundalike.train.data import PairSampler, TrackMels, load_sources, split_tracks
 
-
-@dataclass
-class TrackMels:
-    """Log10-power mels of one training track, kept in dB (float16) before per-chunk referencing."""
-
-    path: str
-    group: str  # tracks of one group (a work) land in the same split
-    db: np.ndarray  # float16 [shape=(n_mels, t)], 10*log10(max(power, amin)), unreferenced
-
-
-def load_tracks(cfg: TrainConfig, frontend: FrontendConfig, *, progress: bool = False) -> list[TrackMels]:
-    """Decode every audio file under ``cfg.data`` and compute its mel (dB, unreferenced)."""
-    import torch
-
-    from soundalike.audio.io import decode
-    from soundalike.index.catalog import read_manifest, walk_audio
-
-    if not cfg.data:
-        raise ConfigError("no training data: set `data` to one or more folders of audio")
-    groups = {}
-    if cfg.manifest:
-        groups = {p: str(row.get("work") or row.get("group") or p) for p, row in read_manifest(cfg.manifest).items()}
-    files = list(walk_audio(cfg.data))
-    if not files:
-        raise ConfigError(f"no audio files under {cfg.data}")
-    mel = MelFrontend(frontend)
-    out: list[TrackMels] = []
-    it: Any = files
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(files, unit="file", desc="loading audio", dynamic_ncols=True)
-    skipped = 0
-    for f in it:
-        try:
-            audio = decode(f, sr=frontend.sample_rate, duration=None, max_duration=None)
-        except AudioDecodeError:
-            skipped += 1
-            continue
-        y = audio.samples[: int(cfg.max_track_seconds * frontend.sample_rate)]
-        if len(y) < frontend.chunk_samples:
-            skipped += 1
-            continue
-        with torch.inference_mode():
-            power = mel(y)
-            db = 10.0 * torch.log10(torch.clamp(power, min=frontend.amin))
-        out.append(TrackMels(str(f), groups.get(str(f), str(f)), db.numpy().astype(np.float16)))
-    if len(out) < 2:
-        raise ConfigError(f"need at least 2 usable tracks of >= {frontend.chunk_seconds:.1f} s, found {len(out)}")
-    return out
-
-
-def split_tracks(tracks: list[TrackMels], fraction: float, seed: int) -> tuple[list[TrackMels], list[TrackMels]]:
-    """Hold out whole groups (works), never chunks of a training track."""
-    groups = sorted({t.group for t in tracks})
-    rng = np.random.default_rng(seed)
-    rng.shuffle(groups)
-    n_valid = int(round(len(groups) * fraction))
-    if fraction > 0 and len(groups) > 2:
-        n_valid = max(1, min(n_valid, len(groups) - 2))
-    else:
-        n_valid = 0
-    held = set(groups[:n_valid])
-    train = [t for t in tracks if t.group not in held]
-    valid = [t for t in tracks if t.group in held]
-    return train, valid
-
-
-class PairSampler:
-    """Batches of two views of ``batch_size`` distinct tracks."""
-
-    def __init__(self, tracks: list[TrackMels], frontend: FrontendConfig, *, noise_db: float) -> None:
-        self.tracks = tracks
-        self.fe = frontend
-        self.noise_db = noise_db
-        self.lengths = np.array([t.db.shape[1] for t in tracks])
-
-    def _chunk(self, t: TrackMels, start: int) -> np.ndarray:
-        c = t.db[:, start : start + self.fe.chunk_frames].astype(np.float32)
-        c = c - c.max()  # ref = this chunk's maximum
-        return np.maximum(c, -self.fe.top_db)
-
-    def batch(self, rng: np.random.Generator, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Two arrays [shape=(B, n_mels, chunk_frames)] of dB chunks: view a and view b."""
-        n = min(batch_size, len(self.tracks))
-        # longer tracks are drawn more often, but never twice in one batch
-        p = self.lengths / self.lengths.sum()
-        idx = rng.choice(len(self.tracks), size=n, replace=False, p=p)
-        F = self.fe.chunk_frames
-        va, vb = [], []
-        for i in idx:
-            t = self.tracks[i]
-            last = t.db.shape[1] - F
-            a = int(rng.integers(0, last + 1))
-            b = int(rng.integers(0, last + 1))
-            if last >= F:  # a different chunk: at least half a chunk away
-                while abs(a - b) < F // 2:
-                    b = int(rng.integers(0, last + 1))
-            va.append(self._chunk(t, a))
-            vb.append(self._chunk(t, b))
-        xa, xb = np.stack(va), np.stack(vb)
-        if self.noise_db > 0:
-            xa = xa + rng.normal(0.0, self.noise_db, xa.shape).astype(np.float32)
-            xb = xb + rng.normal(0.0, self.noise_db, xb.shape).astype(np.float32)
-        lo = -self.fe.top_db
-        return np.clip(xa, lo, 0.0), np.clip(xb, lo, 0.0)
+__all__ = ["ContrastiveSolver", "PairSampler", "TrackMels", "lr_at", "split_tracks", "train"]
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -160,17 +58,48 @@ class ContrastiveSolver:
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.frontend = FrontendConfig().replace(**cfg.frontend)
-        self.encoder = create_encoder(cfg.encoder, frontend=self.frontend, **cfg.encoder_config)
+        self.augment = AugmentConfig.from_dict(cfg.augment)
+        if cfg.init_from:
+            from soundalike.models.factory import load_encoder
+
+            init = load_encoder(cfg.init_from)
+            if init.encoder != cfg.encoder:
+                raise ConfigError(f"init_from {cfg.init_from} is a {init.encoder} model, not {cfg.encoder}")
+            if init.frontend.to_dict() != self.frontend.to_dict():
+                raise ConfigError(f"init_from {cfg.init_from} has another front-end than this run")
+            self.encoder = create_encoder(cfg.encoder, frontend=self.frontend, **cfg.encoder_config)
+            try:
+                self.encoder.net.load_state_dict(init.net.state_dict())
+            except RuntimeError as exc:
+                raise ConfigError(f"init_from {cfg.init_from}: its layers differ from this run's encoder_config "
+                                  f"({str(exc).splitlines()[0]})") from exc
+            self.init_fingerprint = init.fingerprint
+        else:
+            self.encoder = create_encoder(cfg.encoder, frontend=self.frontend, **cfg.encoder_config)
+            self.init_fingerprint = None
         if cfg.model_name:
             self.encoder.name = cfg.model_name
         self.net = self.encoder.net
         self.net.to(memory_format=torch.channels_last)
-        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        all_tracks = tracks if tracks is not None else load_tracks(cfg, self.frontend, progress=progress)
-        self.train_tracks, self.valid_tracks = split_tracks(all_tracks, cfg.valid_fraction, cfg.seed)
-        self.train_sampler = PairSampler(self.train_tracks, self.frontend, noise_db=cfg.noise_db)
-        self.valid_sampler = (PairSampler(self.valid_tracks, self.frontend, noise_db=cfg.noise_db)
-                              if len(self.valid_tracks) >= 2 else None)
+        params = list(self.net.parameters())
+        self.decoder = None
+        if cfg.objective == "autoencoder":
+            from soundalike.models.decoder import MelDecoder
+
+            self.decoder = MelDecoder(self.net.embed_dim, self.frontend.n_mels, self.frontend.chunk_frames)
+            params += list(self.decoder.parameters())
+        self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if tracks is None:
+            tracks = load_sources(cfg.data_sources(), self.frontend, self.augment, seed=cfg.seed,
+                                  max_seconds=cfg.max_track_seconds, cache_dir=cfg.cache_dir, jobs=cfg.jobs,
+                                  progress=progress)
+        self.train_tracks, self.valid_tracks = split_tracks(tracks, cfg.valid_fraction, cfg.seed,
+                                                            valid_groups=cfg.valid_groups)
+        weights = [s.weight for s in cfg.data_sources()] if (cfg.sources or cfg.data) else None
+        self.train_sampler = PairSampler(self.train_tracks, self.frontend, self.augment, source_weights=weights,
+                                         noise_db=cfg.noise_db)
+        self.valid_sampler = (PairSampler(self.valid_tracks, self.frontend, self.augment, source_weights=weights,
+                                          noise_db=cfg.noise_db) if len(self.valid_tracks) >= 2 else None)
         self.rng = np.random.default_rng(cfg.seed)
         self.out.mkdir(parents=True, exist_ok=True)
         self._resume()
@@ -191,6 +120,8 @@ class ContrastiveSolver:
             raise ConfigError(f"{self.ckpt_path} was written by a run with other settings; "
                               "use a new --out folder, or delete the checkpoint to start over")
         self.net.load_state_dict(state["model"])
+        if self.decoder is not None:
+            self.decoder.load_state_dict(state["decoder"])
         self.opt.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
@@ -208,6 +139,7 @@ class ContrastiveSolver:
 
         state = {
             "model": self.net.state_dict(),
+            **({"decoder": self.decoder.state_dict()} if self.decoder is not None else {}),
             "optimizer": self.opt.state_dict(),
             "step": self.step,
             "numpy_rng": json.dumps(self.rng.bit_generator.state),
@@ -229,15 +161,32 @@ class ContrastiveSolver:
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, self.cfg)
         xa, xb = self.train_sampler.batch(self.rng, self.cfg.batch_size)
-        x = torch.from_numpy(np.concatenate([xa, xb]))
-        z = self.net(x)
-        za, zb = z[: len(xa)], z[len(xa):]
-        loss, acc = info_nce(za, zb, temperature=self.cfg.temperature)
+        if self.decoder is not None:
+            self.decoder.train()
+            loss, acc = self._reconstruction(torch.from_numpy(xa))
+        else:
+            x = torch.from_numpy(np.concatenate([xa, xb]))
+            z = self.net(x)
+            za, zb = z[: len(xa)], z[len(xa):]
+            loss, acc = info_nce(za, zb, temperature=self.cfg.temperature)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         self.step += 1
         return {"loss": float(loss.detach()), "acc": float(acc), "lr": self.opt.param_groups[0]["lr"]}
+
+    def _reconstruction(self, x: Any) -> tuple[Any, float]:
+        """Autoencoder loss: MSE between the chunk (scaled to [-1, 1]) and its reconstruction.
+
+        The second value is the share of variance explained (1 - MSE / Var), for the log.
+        """
+        assert self.decoder is not None
+        half = self.frontend.top_db / 2
+        target = ((x + half) / half).unsqueeze(1)
+        recon = self.decoder(self.net(x))
+        loss = ((recon - target) ** 2).mean()
+        explained = 1.0 - float(loss.detach()) / max(float(target.var()), 1e-9)
+        return loss, explained
 
     def valid(self) -> dict[str, float] | None:
         import torch
@@ -252,8 +201,12 @@ class ContrastiveSolver:
         with torch.inference_mode():
             for _ in range(self.cfg.valid_batches):
                 xa, xb = self.valid_sampler.batch(rng, self.cfg.batch_size)
-                loss, acc = info_nce(self.net(torch.from_numpy(xa)), self.net(torch.from_numpy(xb)),
-                                     temperature=self.cfg.temperature)
+                if self.decoder is not None:
+                    self.decoder.eval()
+                    loss, acc = self._reconstruction(torch.from_numpy(xa))
+                else:
+                    loss, acc = info_nce(self.net(torch.from_numpy(xa)), self.net(torch.from_numpy(xb)),
+                                         temperature=self.cfg.temperature)
                 losses.append(float(loss))
                 accs.append(float(acc))
         return {"valid_loss": float(np.mean(losses)), "valid_acc": float(np.mean(accs))}
@@ -296,15 +249,19 @@ class ContrastiveSolver:
         hours = sum(t.db.shape[1] for t in self.train_tracks) * self.frontend.hop_length / self.frontend.sample_rate / 3600
         self.encoder.metadata = {
             "training": {
-                "objective": "infonce",
+                "objective": self.cfg.objective,
                 "steps": self.step,
                 "batch_size": self.cfg.batch_size,
                 "temperature": self.cfg.temperature,
                 "noise_db": self.cfg.noise_db,
+                "augment": self.augment.to_dict(),
+                "init_from": self.init_fingerprint,
                 "train_tracks": len(self.train_tracks),
                 "valid_tracks": len(self.valid_tracks),
+                "train_groups": sorted({t.group for t in self.train_tracks})[:64],
+                "valid_groups": sorted({t.group for t in self.valid_tracks})[:64],
                 "train_hours": round(hours, 3),
-                "data": [os.path.basename(os.path.normpath(d)) for d in self.cfg.data],
+                "data": [os.path.basename(os.path.normpath(d)) for s in self.cfg.data_sources() for d in s.data],
                 "seed": self.cfg.seed,
                 "final": self.history[-1] if self.history else {},
             }

@@ -1,0 +1,306 @@
+"""``soundalike evaluate``: how well embeddings find tracks and group labels, beside baselines.
+
+Over the labelled tracks of a catalog, for every method (the catalog's
+model, any models to compare, the untrained encoder and MFCC statistics):
+
+* excerpt -> track retrieval: random ``excerpt_seconds`` excerpts, clean and
+  degraded (noise at ``noise_snr_db`` then an MP3 round trip at
+  ``mp3_kbps``), scored against every track's chunk embeddings (mean over
+  the excerpt's chunks of the best cosine within a track): recall@1,
+  recall@10, MRR;
+* same-label retrieval over song embeddings: precision@10, MAP, NDCG@10;
+* a linear probe (cross-validated logistic regression) on the labels, and
+  the silhouette of song embeddings by label;
+* PCA and t-SNE (and UMAP if installed) maps of song embeddings coloured by label.
+
+Everything is written to ``OUT/``: ``evaluation.json``, ``evaluation.md``
+and PNG plots.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from soundalike.errors import AudioDecodeError, ParameterError
+from soundalike.evaluation import metrics as M
+from soundalike.evaluation.methods import Method, MFCCMethod, ModelMethod, untrained_like
+
+
+@dataclass
+class EvalConfig:
+    label_key: str = "label"  # which manifest label groups tracks (label, package, collection, genre, ...)
+    excerpt_seconds: float = 6.0
+    excerpts_per_track: int = 2
+    noise_snr_db: float = 10.0
+    noise_color: str = "white"
+    mp3_kbps: float = 64.0
+    catalog_hop_frames: int = 32  # hop between catalog chunks for excerpt matching (~0.74 s)
+    query_hop_frames: int = 43  # hop between an excerpt's chunks (~1 s)
+    max_track_seconds: float = 600.0
+    max_tracks: int | None = None  # evaluate a seeded sample of the catalog
+    k: int = 10
+    probe_folds: int = 5
+    plots: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.excerpt_seconds <= 0 or self.excerpts_per_track < 1:
+            raise ParameterError("excerpt_seconds must be > 0 and excerpts_per_track >= 1")
+        if self.catalog_hop_frames < 1 or self.query_hop_frames < 1:
+            raise ParameterError("hops must be at least one frame")
+        if self.noise_color not in ("white", "pink"):
+            raise ParameterError("noise_color must be white or pink")
+        if not 8 <= self.mp3_kbps <= 320:
+            raise ParameterError("mp3_kbps must be within [8, 320]")
+
+
+@dataclass
+class _Store:
+    catalog_chunks: list[np.ndarray] = field(default_factory=list)
+    songs: list[np.ndarray] = field(default_factory=list)
+    queries: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"clean": [], "noisy": []})
+
+
+def degrade(y: np.ndarray, sr: int, rng: np.random.Generator, *, snr_db: float, color: str, kbps: float) -> np.ndarray:
+    """The evaluation's degraded query: noise at ``snr_db``, then an MP3 round trip at ``kbps``."""
+    from soundalike.augment.waveform import add_noise, codec
+
+    x = add_noise(y, snr_db, rng, color)
+    peak = float(np.max(np.abs(x))) if len(x) else 0.0
+    if peak > 0.99:
+        x = x * np.float32(0.99 / peak)
+    return codec(x, sr, bitrate_kbps=kbps)
+
+
+def excerpt_scores(queries: list[np.ndarray], catalog_chunks: list[np.ndarray]) -> np.ndarray:
+    """Score of every (query, track): mean over the query's chunks of the best cosine in the track.
+
+    queries: per query [shape=(q_i, d)]; catalog_chunks: per track [shape=(n_j, d)] -> [shape=(Q, T)].
+    """
+    bounds = np.cumsum([0] + [len(c) for c in catalog_chunks])
+    C = np.concatenate(catalog_chunks).astype(np.float32)
+    out = np.empty((len(queries), len(catalog_chunks)), dtype=np.float64)
+    for i, q in enumerate(queries):
+        sims = np.asarray(q, np.float32) @ C.T  # (q_i, N)
+        best = np.maximum.reduceat(sims, bounds[:-1], axis=1)  # (q_i, T)
+        out[i] = best.mean(axis=0)
+    return out
+
+
+def _label_of(track: Any, key: str) -> str | None:
+    v = track.labels.get(key)
+    if v is None and key == "genre":
+        v = track.genre
+    return None if v is None else str(v)
+
+
+def evaluate(catalog: str | Path, out: str | Path, *, config: EvalConfig | None = None,
+             compare: list[str] | None = None, progress: bool = False,
+             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the evaluation over ``catalog``'s labelled tracks; write the report into ``out``."""
+    from soundalike.index.catalog import Catalog
+    from soundalike.models.factory import load_encoder
+
+    cfg = config or EvalConfig()
+    say = log or (lambda msg: None)
+    cat = Catalog.open(catalog)
+    tracks = [t for t in cat.tracks() if _label_of(t, cfg.label_key) is not None]
+    if not tracks:
+        keys = sorted({k for t in cat.tracks() for k in t.labels})
+        raise ParameterError(f"no track in {cat.root} has a {cfg.label_key!r} label; index with --manifest, "
+                             f"or pick --label-key from {keys or 'none (this catalog has no labels)'}")
+    rng = np.random.default_rng(cfg.seed)
+    if cfg.max_tracks and len(tracks) > cfg.max_tracks:
+        pick = sorted(rng.choice(len(tracks), size=cfg.max_tracks, replace=False))
+        tracks = [tracks[i] for i in pick]
+    labels = [str(_label_of(t, cfg.label_key)) for t in tracks]
+    if len(set(labels)) < 2:
+        raise ParameterError(f"all evaluated tracks share one {cfg.label_key!r} label ({labels[0]}); "
+                             "label retrieval and the probe need at least two")
+
+    enc = cat.encoder
+    methods: list[Method] = [ModelMethod(enc, enc.name)]
+    for ref in compare or []:
+        other = load_encoder(ref)
+        if other.fingerprint != enc.fingerprint:
+            methods.append(ModelMethod(other, other.name))
+    methods.append(ModelMethod(untrained_like(enc, cfg.seed), f"{enc.encoder}-untrained", kind="baseline"))
+    methods.append(MFCCMethod(enc.frontend))
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names):
+        raise ParameterError(f"two compared models share a name: {names}")
+    sr = enc.frontend.sample_rate
+    for m in methods:
+        fe = getattr(getattr(m, "encoder", None), "frontend", None)
+        if fe is not None and fe.sample_rate != sr:
+            raise ParameterError(f"{m.name} runs at {fe.sample_rate} Hz, the catalog's model at {sr} Hz")
+
+    # decode each track once; excerpts are drawn before any method runs, so all see the same audio
+    t0 = time.perf_counter()
+    stores = {m.name: _Store() for m in methods}
+    waves: list[np.ndarray] = []
+    kept: list[int] = []
+    skipped: list[dict[str, str]] = []
+    excerpt_info: list[dict[str, Any]] = []
+    it: Any = list(enumerate(tracks))
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, unit="track", desc="decoding", dynamic_ncols=True)
+    ex_len = int(round(cfg.excerpt_seconds * sr))
+    for i, t in it:
+        try:
+            from soundalike.audio.io import decode
+
+            y = decode(t.path, sr=sr, duration=cfg.max_track_seconds, max_duration=None).samples
+        except (AudioDecodeError, OSError) as exc:
+            skipped.append({"path": t.path, "reason": str(exc)})
+            continue
+        if len(y) < max(ex_len, enc.frontend.chunk_samples):
+            skipped.append({"path": t.path, "reason": f"shorter than the {cfg.excerpt_seconds:g} s excerpt"})
+            continue
+        waves.append(y)
+        kept.append(i)
+    if len(kept) < 2:
+        raise ParameterError(f"fewer than 2 usable tracks in {cat.root} (skipped: {skipped[:3]})")
+    tracks = [tracks[i] for i in kept]
+    labels = [labels[i] for i in kept]
+    if len(set(labels)) < 2:
+        raise ParameterError("after skipping unusable files, fewer than two labels remain")
+
+    queries_clean: list[np.ndarray] = []
+    queries_noisy: list[np.ndarray] = []
+    query_track: list[int] = []
+    for ti, y in enumerate(waves):
+        for _ in range(cfg.excerpts_per_track):
+            start = int(rng.integers(0, len(y) - ex_len + 1))
+            clean = y[start : start + ex_len]
+            queries_clean.append(clean)
+            queries_noisy.append(degrade(clean, sr, rng, snr_db=cfg.noise_snr_db, color=cfg.noise_color,
+                                         kbps=cfg.mp3_kbps))
+            query_track.append(ti)
+            excerpt_info.append({"track": ti, "start_s": round(start / sr, 3)})
+
+    for m in methods:
+        m.fit(waves)
+        st = stores[m.name]
+        seq: Any = waves
+        if progress:
+            from tqdm import tqdm
+
+            seq = tqdm(waves, unit="track", desc=f"embedding ({m.name})", dynamic_ncols=True)
+        for y in seq:
+            st.catalog_chunks.append(m.chunks(y, cfg.catalog_hop_frames))
+            st.songs.append(m.song(y))
+        st.queries["clean"] = [m.chunks(q, cfg.query_hop_frames) for q in queries_clean]
+        st.queries["noisy"] = [m.chunks(q, cfg.query_hop_frames) for q in queries_noisy]
+        say(f"embedded with {m.name}")
+    del waves
+
+    truth = np.asarray(query_track)
+    results: dict[str, Any] = {}
+    songs_by_method: dict[str, np.ndarray] = {}
+    for m in methods:
+        st = stores[m.name]
+        r: dict[str, Any] = {"kind": m.kind, "describe": m.describe()}
+        for cond in ("clean", "noisy"):
+            ranks = M.rank_of(excerpt_scores(st.queries[cond], st.catalog_chunks), truth)
+            r[f"excerpt_{cond}"] = {"recall@1": M.recall_at_k(ranks, 1), "recall@10": M.recall_at_k(ranks, 10),
+                                    "mrr": M.mean_reciprocal_rank(ranks), "queries": len(ranks)}
+        songs = np.stack(st.songs)
+        songs_by_method[m.name] = songs
+        r["label_retrieval"] = M.label_retrieval(songs, labels, k=cfg.k)
+        r["linear_probe"] = M.linear_probe(songs, labels, n_folds=cfg.probe_folds, seed=cfg.seed)
+        r["silhouette"] = M.silhouette(songs, labels)
+        results[m.name] = r
+
+    label_counts: dict[str, int] = {}
+    for lab in labels:
+        label_counts[lab] = label_counts.get(lab, 0) + 1
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    plots: dict[str, str] = {}
+    if cfg.plots:
+        from soundalike.evaluation.plots import plot_maps
+
+        plots = plot_maps(songs_by_method, labels, outdir, seed=cfg.seed)
+    report = {
+        "catalog": str(cat.root),
+        "model": enc.describe() if hasattr(enc, "describe") else enc.name,
+        "config": asdict(cfg),
+        "tracks": len(tracks),
+        "hours": round(sum(t.duration for t in tracks) / 3600, 3),
+        "labels": label_counts,
+        "skipped": skipped,
+        "methods": results,
+        "plots": plots,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    (outdir / "evaluation.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+    (outdir / "evaluation.md").write_text(markdown_report(report))
+    report["files"] = sorted(str(p) for p in outdir.iterdir() if p.is_file())
+    return report
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, float) and math.isnan(o):
+        return None
+    return str(o)
+
+
+def _f(x: Any) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    """The evaluation as Markdown tables (what the model card quotes)."""
+    cfg = report["config"]
+    k = cfg["k"]
+    lines = [
+        "# soundalike evaluation",
+        "",
+        f"Catalog `{os.path.basename(report['catalog'].rstrip('/'))}`: {report['tracks']} tracks, "
+        f"{report['hours']:.2f} h, label `{cfg['label_key']}` "
+        f"({len(report['labels'])} values: " + ", ".join(f"{k_} {v}" for k_, v in sorted(report['labels'].items())) + ").",
+        "",
+        f"Excerpts: {cfg['excerpts_per_track']} x {cfg['excerpt_seconds']:g} s per track; noisy = "
+        f"{cfg['noise_color']} noise at {cfg['noise_snr_db']:g} dB SNR, then MP3 at {cfg['mp3_kbps']:g} kbps. "
+        f"Catalog chunks every {cfg['catalog_hop_frames']} frames.",
+        "",
+        "## Excerpt -> track retrieval",
+        "",
+        "| method | clean R@1 | clean R@10 | clean MRR | noisy R@1 | noisy R@10 | noisy MRR |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in report["methods"].items():
+        c, n = r["excerpt_clean"], r["excerpt_noisy"]
+        lines.append(f"| {name} | {_f(c['recall@1'])} | {_f(c['recall@10'])} | {_f(c['mrr'])} | "
+                     f"{_f(n['recall@1'])} | {_f(n['recall@10'])} | {_f(n['mrr'])} |")
+    lines += ["", f"## Same-{cfg['label_key']} retrieval and linear probe", "",
+              f"| method | P@{k} | MAP | NDCG@{k} | probe accuracy | silhouette |", "|---|---|---|---|---|---|"]
+    for name, r in report["methods"].items():
+        lr, lp = r["label_retrieval"], r["linear_probe"]
+        lines.append(f"| {name} | {_f(lr[f'precision@{k}'])} | {_f(lr['map'])} | {_f(lr[f'ndcg@{k}'])} | "
+                     f"{_f(lp['accuracy'])} | {_f(r['silhouette'])} |")
+    any_probe = next(iter(report["methods"].values()))["linear_probe"]
+    lines += ["", f"Probe: {any_probe['folds']}-fold cross-validated logistic regression over "
+              f"{any_probe['classes']} labels; guessing the commonest label scores {_f(any_probe['majority'])}.", ""]
+    if report.get("plots"):
+        lines += ["## Maps of song embeddings", ""]
+        for kind, path in report["plots"].items():
+            lines.append(f"![{kind}]({os.path.basename(path)})")
+        lines.append("")
+    if report.get("skipped"):
+        lines += [f"{len(report['skipped'])} files were skipped (see evaluation.json).", ""]
+    return "\n".join(lines)
