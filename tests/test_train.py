@@ -83,3 +83,98 @@ def test_tiny_training_learns_and_resume_is_exact(synth_folder, tmp_path):
     wa, wb = load_file(str(path)), load_file(str(path_b))
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6)
+
+
+def test_autoencoder_objective_trains_resumes_and_exports(synth_folder, tmp_path):
+    from soundalike.models import load_encoder
+    from soundalike.train.solver import ContrastiveSolver
+
+    def cfg(steps):
+        return load_config(None, data=[str(synth_folder)], out=str(tmp_path / "ae"), encoder="contrastive_cnn_small",
+                           objective="autoencoder", steps=steps, batch_size=8, valid_fraction=0.25, valid_every=5,
+                           checkpoint_every=5, threads=1, warmup_steps=2, lr=3e-3, augment={"views": 0})
+
+    s = ContrastiveSolver(cfg(10))
+    s.setup()
+    assert s.decoder is not None
+    first = s.train_step()
+    for _ in range(9):
+        last = s.train_step()
+    assert last["loss"] < first["loss"]  # reconstruction improves
+    s.save_checkpoint()
+    path, report = train(cfg(12))  # resumes at 10, decoder state included
+    assert report["trained_steps"] == 2
+    enc = load_encoder(path)
+    assert enc.metadata["training"]["objective"] == "autoencoder" and enc.embed_dim == 64
+
+
+def test_sources_weights_and_valid_groups(synth_folder, tmp_path):
+    import json as _json
+
+    from soundalike.train.solver import ContrastiveSolver
+
+    files = sorted(Path(synth_folder).glob("*.wav"))
+    man = tmp_path / "m.jsonl"
+    man.write_text("".join(_json.dumps({"path": str(f), "label": "pkg-a" if i < 4 else "pkg-b"}) + "\n"
+                           for i, f in enumerate(files)))
+    src = [{"data": [str(f) for f in files[:6]], "manifest": str(man), "weight": 0.9, "group_key": "label"},
+           {"data": [str(f) for f in files[6:]], "weight": 0.1}]
+    cfg = load_config(None, sources=src, valid_groups=["pkg-b"], out=str(tmp_path / "r"), encoder="contrastive_cnn_small",
+                      steps=2, batch_size=4, threads=1, augment={"views": 1, "view_seconds": 8})
+    s = ContrastiveSolver(cfg)
+    s.setup()
+    assert {t.group for t in s.valid_tracks} == {"pkg-b"} and len(s.valid_tracks) == 2
+    assert all(t.group != "pkg-b" for t in s.train_tracks) and len(s.train_tracks) == 6
+    assert all(len(t.views) == 1 for t in s.train_tracks)
+    # source 0 holds 4 training tracks with weight 0.9, source 1 two with 0.1
+    p = s.train_sampler.p
+    src0 = np.array([t.source == 0 for t in s.train_tracks])
+    assert p[src0].sum() == pytest.approx(0.9) and p[~src0].sum() == pytest.approx(0.1)
+    with pytest.raises(ConfigError, match="valid_groups"):
+        bad = load_config(None, sources=src, valid_groups=["nope"], out=str(tmp_path / "r2"),
+                          encoder="contrastive_cnn_small", steps=1, batch_size=4)
+        ContrastiveSolver(bad).setup()
+    with pytest.raises(ConfigError, match="either"):
+        load_config(None, data=[str(synth_folder)], sources=src)
+
+
+def test_near_positives_are_the_same_moment(synth_folder, tmp_path):
+    """With near_p=1 and no jitter, the two chunks of a pair start at the same original time,
+    whatever tempo change each view carries."""
+    from soundalike.augment import AugmentConfig
+    from soundalike.features.mel import FrontendConfig
+    from soundalike.train.data import DataSource, PairSampler, load_sources
+
+    aug = AugmentConfig(views=2, view_seconds=10, stretch_p=1.0, pitch_p=0, codec_p=0, reverb_p=0, eq_p=0,
+                        view_noise_p=0, near_p=1.0, jitter_frames=0)
+    fe = FrontendConfig()
+    tracks = load_sources([DataSource([str(synth_folder)])], fe, aug, seed=0, max_seconds=30, cache_dir=str(tmp_path))
+    again = load_sources([DataSource([str(synth_folder)])], fe, aug, seed=0, max_seconds=30, cache_dir=str(tmp_path))
+    assert np.array_equal(tracks[0].views[1].db, again[0].views[1].db)  # served from the cache, identical
+    sampler = PairSampler(tracks, fe, aug)
+    rng = np.random.default_rng(0)
+    for t in tracks:
+        va, fa, vb, fb = sampler._pick(rng, t)
+        assert va is not vb
+        assert va.start + fa * va.rate == pytest.approx(vb.start + fb * vb.rate, abs=1.0)
+    rates = {round(v.rate, 4) for t in tracks for v in t.views}
+    assert len(rates) > 2 and all(0.92 <= r <= 1.08 for r in rates)
+
+
+def test_init_from_a_saved_model(synth_folder, tmp_path):
+    from soundalike.train.solver import ContrastiveSolver
+
+    path, _ = train(_cfg(synth_folder, tmp_path / "a", 3))
+    cfg = load_config(None, data=[str(synth_folder)], out=str(tmp_path / "b"), encoder="contrastive_cnn_small",
+                      init_from=str(path), steps=1, batch_size=4, threads=1)
+    s = ContrastiveSolver(cfg)
+    s.setup()
+    from safetensors.torch import load_file
+
+    saved = load_file(str(path))
+    for k, v in s.net.state_dict().items():
+        if k in saved:
+            torch.testing.assert_close(v.contiguous(), saved[k])
+    with pytest.raises(ConfigError, match="contrastive_cnn_small model"):
+        ContrastiveSolver(load_config(None, data=[str(synth_folder)], out=str(tmp_path / "c"),
+                                      encoder="contrastive_cnn", init_from=str(path), steps=1)).setup()

@@ -48,7 +48,7 @@ TRAIN_PACKAGES: tuple[str, ...] = (
 )
 
 #: Game-music packages that are *not* in :data:`TRAIN_PACKAGES`: independent evaluation.
-EVAL_PACKAGES: tuple[str, ...] = ("warzone2100-music", "megaglest-data", "lincity-ng-data", "extremetuxracer-data", "neverball-data")
+EVAL_PACKAGES: tuple[str, ...] = ("warzone2100-music", "megaglest-data", "xmoto-data", "extremetuxracer-data", "lincity-ng-data")
 
 MUSIC_EXTENSIONS = (".ogg", ".oga", ".opus", ".mp3", ".flac", ".wav")
 ARCHIVE_EXTENSIONS = (".pk3", ".zip")

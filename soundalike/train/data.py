@@ -305,6 +305,10 @@ class PairSampler:
         if rng.random() < self.aug.near_p:
             lo = max(va.covers()[0], vb.covers()[0])
             hi = min(va.covers()[1], vb.covers()[1]) - F * max(va.rate, vb.rate)
+            if hi <= lo and va is not t.clean and t.clean.frames >= F:  # two views that do not overlap:
+                vb = t.clean  # pair the view with the clean track, which covers every moment
+                lo = max(va.covers()[0], vb.covers()[0])
+                hi = min(va.covers()[1], vb.covers()[1]) - F * max(va.rate, vb.rate)
             if hi > lo:
                 tt = float(rng.uniform(lo, hi))
                 fa = int(round((tt - va.start) / va.rate))
