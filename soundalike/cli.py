@@ -233,7 +233,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from soundalike.models.factory import DEFAULT_MODEL, list_pretrained
     from soundalike.models.registry import get_encoder_entry, list_encoders
 
-    payload = {
+    payload: dict[str, Any] = {
         "encoders": {n: get_encoder_entry(n).description for n in list_encoders()},
         "pretrained": list_pretrained(),
         "default": DEFAULT_MODEL,

@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -169,7 +170,7 @@ def _pyav_decode(path: str, offset: float, duration: float | None, max_duration:
 
             # MP3 and others start their timeline at the encoder delay: frame times are relative to it
             t_start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
-            start_time = 0.0
+            start_time: float | None = 0.0
             if offset > 0:
                 try:
                     container.seek(int((offset + t_start) * 1_000_000), backward=True, any_frame=False)
@@ -381,8 +382,8 @@ def info(path: str | Path) -> AudioInfo:
                 raise AudioDecodeError(p, "the file holds no audio stream")
             s = c.streams.audio[0]
             dur = float(s.duration * s.time_base) if s.duration is not None and s.time_base else None
-            if dur is None and c.duration is not None:
-                dur = c.duration / 1_000_000.0
+            if dur is None and c.duration is not None:  # type: ignore[union-attr]
+                dur = c.duration / 1_000_000.0  # type: ignore[union-attr]
             tags = _clean_tags({**dict(c.metadata), **dict(s.metadata)})
             return AudioInfo(p, dur, int(s.codec_context.sample_rate or 0), int(s.codec_context.channels or 0),
                              str(s.codec_context.name), tags)
@@ -449,7 +450,7 @@ def encode(y: np.ndarray, sr: int, fmt: str = ".mp3", *, bitrate: int | None = N
     x = resample(np.clip(np.asarray(y, dtype=np.float32).reshape(-1), -1.0, 1.0), orig_sr=sr, target_sr=rate)
     buf = io.BytesIO()
     with av.open(buf, "w", format=container_fmt) as out:
-        stream = out.add_stream(codec, rate=rate, layout="mono")
+        stream: Any = out.add_stream(codec, rate=rate, layout="mono")
         if bitrate:
             stream.bit_rate = int(bitrate)
         pad = (-len(x)) % frame_size

@@ -62,10 +62,10 @@ class AugmentConfig:
                 if not 0.0 <= v <= 1.0:
                     raise ConfigError(f"augment.{f.name} is a probability: it must be in [0, 1], got {v}")
         for name in ("reverb_rt60", "reverb_wet", "codec_kbps", "noise_snr_db"):
-            v = tuple(float(x) for x in getattr(self, name))
-            if len(v) != 2 or v[0] > v[1]:
-                raise ConfigError(f"augment.{name} must be a [low, high] pair, got {list(v)}")
-            setattr(self, name, v)
+            pair = tuple(float(x) for x in getattr(self, name))
+            if len(pair) != 2 or pair[0] > pair[1]:
+                raise ConfigError(f"augment.{name} must be a [low, high] pair, got {list(pair)}")
+            setattr(self, name, pair)
         self.noise_colors = tuple(self.noise_colors)
         for c in self.noise_colors:
             if c not in ("white", "pink"):

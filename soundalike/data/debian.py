@@ -283,9 +283,9 @@ def fetch_debian_music(out: str | Path, packages: Sequence[str] = TRAIN_PACKAGES
         bar.close()
 
     tmp_manifest = manifest_path.with_name(".manifest.jsonl.tmp")
-    with open(tmp_manifest, "w") as fh:
+    with open(tmp_manifest, "w") as out_fh:
         for rel in sorted(rows):
-            fh.write(json.dumps(rows[rel], sort_keys=True) + "\n")
+            out_fh.write(json.dumps(rows[rel], sort_keys=True) + "\n")
     os.replace(tmp_manifest, manifest_path)
     report.tracks = sum(1 for r in rows.values() if r["label"] in pkgs)
     report.hours = round(sum(r["duration"] for r in rows.values() if r["label"] in pkgs) / 3600, 3)

@@ -326,7 +326,7 @@ def _render_task(args: tuple[_Task, DemoCorpusConfig, str, str]) -> tuple[list[d
         picks = sorted(rng.sample(range(len(scores)), min(task.n_tunes, len(scores))))
         works = [(i, scores[i]) for i in picks]
     else:
-        works = [(None, parsed)]
+        works = [(None, parsed)]  # type: ignore[list-item]
     rng = random.Random(f"{cfg.seed}:{task.source}:ensembles")
     rel_source = task.source.split("/corpus/", 1)[-1]
     for number, score in works:
@@ -471,8 +471,8 @@ def render_demo_corpus(out: str | Path, config: DemoCorpusConfig | None = None, 
     manifest = out_dir / "manifest.jsonl"
     tmp = manifest.with_name(".manifest.jsonl.part")
     with open(tmp, "w") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, sort_keys=True) + "\n")
+        for row in rows:
+            fh.write(json.dumps(row, sort_keys=True) + "\n")
     os.replace(tmp, manifest)
     query = write_demo_query(out_dir, rows)
     info = {"config": asdict(cfg), "soundfont": Path(soundfont).name, "summary": summary.to_dict(), "query": query}

@@ -48,7 +48,7 @@ def plot_maps(songs: dict[str, np.ndarray], labels: list[str], out: Path, *, see
 
     projections = {"pca": pca_2d, "tsne": tsne}
     try:
-        import umap  # type: ignore[import-not-found]
+        import umap
 
         def _umap(x: np.ndarray) -> np.ndarray:
             return umap.UMAP(n_components=2, random_state=seed, metric="cosine").fit_transform(x)

@@ -537,8 +537,8 @@ class Catalog:
             return [self._track_from_row(r) for r in rows]
         ids = list(ids)
         qs = ",".join("?" * len(ids))
-        rows = {r[0]: r for r in self._conn.execute(f"SELECT {self._TRACK_COLS} FROM tracks WHERE id IN ({qs})", ids)}
-        return [self._track_from_row(rows[i]) for i in ids if i in rows]
+        by_id = {r[0]: r for r in self._conn.execute(f"SELECT {self._TRACK_COLS} FROM tracks WHERE id IN ({qs})", ids)}
+        return [self._track_from_row(by_id[i]) for i in ids if i in by_id]
 
     def track(self, ref: int | str) -> Track:
         """A track by id, or by its (absolute or relative) file path."""

@@ -28,7 +28,7 @@ def song_embedding(chunk_embeddings: np.ndarray) -> np.ndarray:
     if chunk_embeddings.ndim != 2 or len(chunk_embeddings) == 0:
         raise ParameterError("need at least one chunk embedding of shape (n, d)")
     m = chunk_embeddings.astype(np.float64).mean(axis=0)
-    norm = np.linalg.norm(m)
+    norm = float(np.linalg.norm(m))
     if norm < 1e-12:  # chunks cancel out: fall back to the first chunk
         m, norm = chunk_embeddings[0].astype(np.float64), 1.0
     return (m / norm).astype(np.float32)

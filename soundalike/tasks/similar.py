@@ -37,5 +37,5 @@ def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: f
                 f"{query!r} is neither an audio file nor a track id in catalog {catalog.root}"
             ) from None
         return catalog.search(song, k=k, exclude=[track_id])
-    emb = Embedder(catalog.encoder).embed_file(query, offset=offset, duration=duration)
+    emb = Embedder(catalog.encoder).embed_file(str(query), offset=offset, duration=duration)
     return catalog.search(emb.song, k=k)

@@ -161,7 +161,7 @@ def _load_cached(path: Path) -> dict[str, Any] | None:
 
 def _save_cached(path: Path, item: dict[str, Any]) -> None:
     arrays = {"clean_db": item["clean"]["db"], "clean_power": item["clean"]["power"]}
-    meta = {"views": []}
+    meta: dict[str, Any] = {"views": []}
     for i, v in enumerate(item["views"]):
         arrays[f"v{i}_db"] = v["db"]
         arrays[f"v{i}_power"] = v["power"]

@@ -73,7 +73,7 @@ class ContrastiveSolver:
             except RuntimeError as exc:
                 raise ConfigError(f"init_from {cfg.init_from}: its layers differ from this run's encoder_config "
                                   f"({str(exc).splitlines()[0]})") from exc
-            self.init_fingerprint = init.fingerprint
+            self.init_fingerprint: str | None = init.fingerprint
         else:
             self.encoder = create_encoder(cfg.encoder, frontend=self.frontend, **cfg.encoder_config)
             self.init_fingerprint = None
@@ -161,6 +161,7 @@ class ContrastiveSolver:
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, self.cfg)
         xa, xb = self.train_sampler.batch(self.rng, self.cfg.batch_size)
+        acc: Any
         if self.decoder is not None:
             self.decoder.train()
             loss, acc = self._reconstruction(torch.from_numpy(xa))
@@ -198,6 +199,7 @@ class ContrastiveSolver:
         self.net.eval()
         rng = np.random.default_rng(self.cfg.seed + 1)  # the same valid batches every time
         losses, accs = [], []
+        acc: Any
         with torch.inference_mode():
             for _ in range(self.cfg.valid_batches):
                 xa, xb = self.valid_sampler.batch(rng, self.cfg.batch_size)
