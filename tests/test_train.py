@@ -178,3 +178,37 @@ def test_init_from_a_saved_model(synth_folder, tmp_path):
     with pytest.raises(ConfigError, match="contrastive_cnn_small model"):
         ContrastiveSolver(load_config(None, data=[str(synth_folder)], out=str(tmp_path / "c"),
                                       encoder="contrastive_cnn", init_from=str(path), steps=1)).setup()
+
+
+def test_group_positives_come_from_another_track_of_the_group():
+    from soundalike.augment import AugmentConfig
+    from soundalike.features.mel import FrontendConfig
+    from soundalike.train.data import PairSampler, TrackMels, View
+
+    fe = FrontendConfig()
+
+    def track(name, group):
+        v = View(np.zeros((fe.n_mels, 400), np.float16), np.ones(400, np.float32))
+        return TrackMels(name, group, 0, v)
+
+    tracks = [track("a1", "A"), track("a2", "A"), track("a3", "A"), track("b1", "B"), track("b2", "B"), track("c", "C")]
+    owner = {id(t.clean): t for t in tracks}
+
+    class Spy(PairSampler):
+        def _input(self, v, f, rng):
+            seen.append(owner[id(v)])
+            return np.zeros((fe.n_mels, fe.chunk_frames), np.float32)
+
+    for p, expect_other in ((1.0, True), (0.0, False)):
+        seen: list = []
+        s = Spy(tracks, fe, AugmentConfig(views=0), group_positive_p=p)
+        rng = np.random.default_rng(0)
+        for _ in range(20):
+            s.batch(rng, 6)
+        for a, b in zip(seen[::2], seen[1::2], strict=True):
+            if expect_other and a.group != "C":  # C has no sibling: its positive stays within the track
+                assert a is not b and a.group == b.group
+            else:
+                assert a is b
+    with pytest.raises(ConfigError, match="group_positive_p"):
+        load_config(None, group_positive_p=1.5)

@@ -36,6 +36,7 @@ class TrainConfig:
     warmup_steps: int = 50  # linear warm-up, then cosine decay to lr_min_ratio * lr
     lr_min_ratio: float = 0.05
     temperature: float = 0.1  # InfoNCE temperature
+    group_positive_p: float = 0.0  # share of pairs whose positive is another track of the same group
     noise_db: float = 0.0  # std of extra Gaussian noise added to each input, in dB
     valid_fraction: float = 0.1  # share of works (or tracks) held out
     valid_every: int = 100  # steps between validation passes
@@ -64,6 +65,8 @@ class TrainConfig:
             raise ConfigError("batch_size must be >= 2: InfoNCE needs in-batch negatives")
         if not 0 < self.temperature <= 10:
             raise ConfigError("temperature must be in (0, 10]")
+        if not 0 <= self.group_positive_p <= 1:
+            raise ConfigError("group_positive_p is a probability: it must be in [0, 1]")
         if not 0 <= self.valid_fraction < 1:
             raise ConfigError("valid_fraction must be in [0, 1)")
         if self.lr <= 0:

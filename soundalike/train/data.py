@@ -272,15 +272,23 @@ class PairSampler:
     weight. The two chunks come from two different versions of the track
     (clean or augmented views) and sit either at about the same moment
     (``near_p``, +-``jitter_frames``) or anywhere in it; each then gets noise
-    and masking of its own.
+    and masking of its own. With ``group_positive_p`` > 0 that share of pairs
+    takes its positive from *another* track of the same group (package, work):
+    the embedding then also learns what a package's tracks share.
     """
 
     def __init__(self, tracks: list[TrackMels], frontend: FrontendConfig, augment: AugmentConfig, *,
-                 source_weights: Sequence[float] | None = None, noise_db: float = 0.0) -> None:
+                 source_weights: Sequence[float] | None = None, noise_db: float = 0.0,
+                 group_positive_p: float = 0.0) -> None:
         self.tracks = tracks
         self.fe = frontend
         self.aug = augment
         self.noise_db = noise_db
+        self.group_positive_p = group_positive_p
+        members: dict[str, list[int]] = {}
+        for i, t in enumerate(tracks):
+            members.setdefault(t.group, []).append(i)
+        self.siblings = [[j for j in members[t.group] if j != i] for i, t in enumerate(tracks)]
         self.bank = NoiseBank(frontend)
         lengths = np.array([t.clean.frames for t in tracks], dtype=np.float64)
         weights = np.ones(len(tracks))
@@ -338,8 +346,18 @@ class PairSampler:
         n = min(batch_size, len(self.tracks))
         idx = rng.choice(len(self.tracks), size=n, replace=False, p=self.p)
         xa, xb = [], []
+        F = self.fe.chunk_frames
         for i in idx:
-            va, fa, vb, fb = self._pick(rng, self.tracks[int(i)])
+            sib = self.siblings[int(i)]
+            if self.group_positive_p and sib and rng.random() < self.group_positive_p:
+                other = self.tracks[sib[int(rng.integers(0, len(sib)))]]
+                va = self.tracks[int(i)].clean
+                fa = int(rng.integers(0, va.frames - F + 1))
+                srcs = [v for v in other.sources if v.frames >= F]
+                vb = srcs[int(rng.integers(0, len(srcs)))]
+                fb = int(rng.integers(0, vb.frames - F + 1))
+            else:
+                va, fa, vb, fb = self._pick(rng, self.tracks[int(i)])
             xa.append(self._input(va, fa, rng))
             xb.append(self._input(vb, fb, rng))
         return np.stack(xa), np.stack(xb)
