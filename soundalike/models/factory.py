@@ -11,7 +11,7 @@ from soundalike.models.checkpoint import AudioEncoder, load_model_file
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 #: The model used when none is named.
-DEFAULT_MODEL = "contrastive_cnn-demo"
+DEFAULT_MODEL = "contrastive_cnn-music"
 
 
 def list_pretrained() -> list[str]:
