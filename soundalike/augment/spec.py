@@ -39,31 +39,29 @@ def mix_noise_power(power: np.ndarray, signal_power: float, noise_power: np.ndar
     return power + noise_power * np.float32(scale)
 
 
+def _mask(x: np.ndarray, rng: np.random.Generator, max_width: int, n_masks: int, fill: float | None,
+          axis: int) -> np.ndarray:
+    """Set ``n_masks`` random spans of up to ``max_width`` along ``axis`` to ``fill`` (default: the minimum)."""
+    out = np.array(x, dtype=np.float32, copy=True)
+    size = out.shape[axis]
+    v = float(out.min()) if fill is None else fill
+    view = np.moveaxis(out, axis, -1)  # a view: writes land in ``out``
+    for _ in range(n_masks):
+        w = int(rng.integers(0, max(1, min(max_width, size)) + 1))
+        if w == 0:
+            continue
+        s = int(rng.integers(0, size - w + 1))
+        view[..., s : s + w] = v
+    return out
+
+
 def time_mask(x: np.ndarray, rng: np.random.Generator, max_frames: int, n_masks: int = 1,
               fill: float | None = None) -> np.ndarray:
     """Set ``n_masks`` random spans of up to ``max_frames`` frames to ``fill`` (default: the chunk minimum)."""
-    out = np.array(x, dtype=np.float32, copy=True)
-    t = out.shape[-1]
-    v = float(out.min()) if fill is None else fill
-    for _ in range(n_masks):
-        w = int(rng.integers(0, max(1, min(max_frames, t)) + 1))
-        if w == 0:
-            continue
-        s = int(rng.integers(0, t - w + 1))
-        out[..., s : s + w] = v
-    return out
+    return _mask(x, rng, max_frames, n_masks, fill, axis=-1)
 
 
 def freq_mask(x: np.ndarray, rng: np.random.Generator, max_bins: int, n_masks: int = 1,
               fill: float | None = None) -> np.ndarray:
     """Set ``n_masks`` random bands of up to ``max_bins`` mel bins to ``fill`` (default: the chunk minimum)."""
-    out = np.array(x, dtype=np.float32, copy=True)
-    m = out.shape[-2]
-    v = float(out.min()) if fill is None else fill
-    for _ in range(n_masks):
-        w = int(rng.integers(0, max(1, min(max_bins, m)) + 1))
-        if w == 0:
-            continue
-        s = int(rng.integers(0, m - w + 1))
-        out[..., s : s + w, :] = v
-    return out
+    return _mask(x, rng, max_bins, n_masks, fill, axis=-2)

@@ -105,12 +105,13 @@ def _ogg_magic(head: bytes) -> bool:
     return head[:4] == b"OggS"
 
 
-def iter_deb_audio(deb: Path) -> Iterator[tuple[str, IO[bytes]]]:
+def iter_deb_audio(deb: Path, *, keep: dict[str, bytes] | None = None) -> Iterator[tuple[str, IO[bytes]]]:
     """Yield ``(source path, readable)`` for every audio file in a .deb's file system.
 
     Archives (``.pk3``/``.zip``) are opened and their audio members yielded as
     ``archive.pk3!inner/path.ogg``. Extension-less files count when they
-    start with the Ogg magic.
+    start with the Ogg magic. Files whose path is a key of ``keep`` (e.g. the
+    package's copyright file) are read into it on the same pass.
     """
     if shutil.which("dpkg-deb") is None:
         raise DatasetError("dpkg-deb is not available: install the `dpkg` package")
@@ -121,6 +122,11 @@ def iter_deb_audio(deb: Path) -> Iterator[tuple[str, IO[bytes]]]:
     try:
         with tarfile.open(fileobj=proc.stdout, mode="r|*") as tar:
             for member in tar:
+                if keep is not None and member.isfile() and member.name.lstrip("./") in keep:
+                    fh = tar.extractfile(member)
+                    if fh is not None:
+                        keep[member.name.lstrip("./")] = fh.read()
+                    continue
                 yield from _member_audio(tar, member)
         finished = True
     except tarfile.TarError as exc:
@@ -176,22 +182,6 @@ def _zip_audio(name: str, blob: bytes) -> Iterator[tuple[str, IO[bytes]]]:
                     yield f"{name}!{info.filename}", io.BytesIO(data)
 
 
-def _copyright(deb: Path, package: str, out: Path) -> None:
-    """Copy usr/share/doc/PKG/copyright out of the .deb (licence of the music)."""
-    target = f"usr/share/doc/{package}/copyright"
-    proc = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True)
-    if proc.returncode != 0:
-        return
-    with tarfile.open(fileobj=io.BytesIO(proc.stdout), mode="r:") as tar:
-        for m in tar:
-            if m.name.lstrip("./") == target and m.isfile():
-                fh = tar.extractfile(m)
-                if fh is not None:
-                    out.mkdir(parents=True, exist_ok=True)
-                    (out / f"{package}.copyright").write_bytes(fh.read())
-                return
-
-
 def _safe_name(source: str) -> str:
     """A flat, portable file name for a path inside a package (hostile names made harmless)."""
     s = source.replace("!", "/")
@@ -235,14 +225,15 @@ def fetch_debian_music(out: str | Path, packages: Sequence[str] = TRAIN_PACKAGES
         bar = tqdm(total=len(pkgs), unit="pkg", desc="debian music", dynamic_ncols=True)
     for pkg in pkgs:
         deb = download_package(pkg, root / "debs")
-        _copyright(deb, pkg, root / "licenses")
+        copyright_path = f"usr/share/doc/{pkg}/copyright"
+        keep = {copyright_path: b""}
         pkg_dir = audio_root / pkg
         if pkg_dir.exists():
             shutil.rmtree(pkg_dir)
         pkg_dir.mkdir(parents=True)
         kept = 0
         seconds = 0.0
-        for source, fh in sorted(iter_deb_audio(deb), key=lambda x: x[0]):
+        for source, fh in sorted(iter_deb_audio(deb, keep=keep), key=lambda x: x[0]):
             data = fh.read()
             digest = hashlib.sha256(data).hexdigest()
             if digest in seen_hashes:
@@ -274,6 +265,9 @@ def fetch_debian_music(out: str | Path, packages: Sequence[str] = TRAIN_PACKAGES
                          "sha256": digest, "source": source}
             kept += 1
             seconds += float(dur)
+        if keep[copyright_path]:  # the licence of the music
+            (root / "licenses").mkdir(parents=True, exist_ok=True)
+            (root / "licenses" / f"{pkg}.copyright").write_bytes(keep[copyright_path])
         report.per_package[pkg] = {"tracks": kept, "hours": round(seconds / 3600, 3)}
         say(f"{pkg}: {kept} tracks, {seconds / 3600:.2f} h")
         if bar is not None:

@@ -157,10 +157,10 @@ def evaluate(catalog: str | Path, out: str | Path, *, config: EvalConfig | None 
 
         it = tqdm(it, unit="track", desc="decoding", dynamic_ncols=True)
     ex_len = int(round(cfg.excerpt_seconds * sr))
+    from soundalike.audio.io import decode
+
     for i, t in it:
         try:
-            from soundalike.audio.io import decode
-
             y = decode(t.path, sr=sr, duration=cfg.max_track_seconds, max_duration=None).samples
         except (AudioDecodeError, OSError) as exc:
             skipped.append({"path": t.path, "reason": str(exc)})
