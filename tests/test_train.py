@@ -28,6 +28,22 @@ def test_info_nce_values():
     assert acc3 == 0.0 and float(swapped) > float(loss2)
 
 
+def test_info_nce_group_mask_drops_same_group_negatives():
+    # three pairs on three orthogonal axes; pairs 0 and 1 share a group
+    a = torch.eye(3)
+    full, _ = info_nce(a, a.clone(), temperature=0.1)
+    assert abs(float(full) - -np.log(np.exp(10) / (np.exp(10) + 4))) < 1e-5  # 4 negatives at logit 0
+    masked, _ = info_nce(a, a.clone(), temperature=0.1, groups=torch.tensor([0, 0, 1]))
+    # anchors of pairs 0 and 1 lose 2 negatives each (the other pair's two rows), pair 2 keeps 4
+    expected = (4 * -np.log(np.exp(10) / (np.exp(10) + 2)) + 2 * -np.log(np.exp(10) / (np.exp(10) + 4))) / 6
+    assert abs(float(masked) - expected) < 1e-5
+    # a same-group row that looks like the anchor no longer counts against it
+    b = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    assert float(info_nce(b, b.clone(), temperature=0.1, groups=torch.tensor([3, 3]))[0]) < 1e-3
+    with pytest.raises(ValueError):
+        info_nce(a, a.clone(), groups=torch.tensor([0, 1]))
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_shipped_configs_build(path):
     cfg = load_config(path)

@@ -37,6 +37,7 @@ class TrainConfig:
     lr_min_ratio: float = 0.05
     temperature: float = 0.1  # InfoNCE temperature
     group_positive_p: float = 0.0  # share of pairs whose positive is another track of the same group
+    mask_group_negatives: bool = False  # other tracks of an anchor's group are not negatives
     noise_db: float = 0.0  # std of extra Gaussian noise added to each input, in dB
     valid_fraction: float = 0.1  # share of works (or tracks) held out
     valid_every: int = 100  # steps between validation passes

@@ -289,6 +289,8 @@ class PairSampler:
         for i, t in enumerate(tracks):
             members.setdefault(t.group, []).append(i)
         self.siblings = [[j for j in members[t.group] if j != i] for i, t in enumerate(tracks)]
+        names = sorted(members)
+        self.group_ids = np.array([names.index(t.group) for t in tracks], dtype=np.int64)
         self.bank = NoiseBank(frontend)
         lengths = np.array([t.clean.frames for t in tracks], dtype=np.float64)
         weights = np.ones(len(tracks))
@@ -341,8 +343,9 @@ class PairSampler:
             x = np.clip(x + rng.normal(0.0, self.noise_db, x.shape).astype(np.float32), -self.fe.top_db, 0.0)
         return x
 
-    def batch(self, rng: np.random.Generator, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Two arrays [shape=(B, n_mels, chunk_frames)] of referenced dB chunks: view a and view b."""
+    def batch(self, rng: np.random.Generator, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Two arrays [shape=(B, n_mels, chunk_frames)] of referenced dB chunks (view a, view b)
+        and the group id of each pair [shape=(B,)]."""
         n = min(batch_size, len(self.tracks))
         idx = rng.choice(len(self.tracks), size=n, replace=False, p=self.p)
         xa, xb = [], []
@@ -360,4 +363,4 @@ class PairSampler:
                 va, fa, vb, fb = self._pick(rng, self.tracks[int(i)])
             xa.append(self._input(va, fa, rng))
             xb.append(self._input(vb, fb, rng))
-        return np.stack(xa), np.stack(xb)
+        return np.stack(xa), np.stack(xb), self.group_ids[idx]

@@ -161,7 +161,7 @@ class ContrastiveSolver:
         self.net.train()
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, self.cfg)
-        xa, xb = self.train_sampler.batch(self.rng, self.cfg.batch_size)
+        xa, xb, groups = self.train_sampler.batch(self.rng, self.cfg.batch_size)
         acc: Any
         if self.decoder is not None:
             self.decoder.train()
@@ -170,7 +170,8 @@ class ContrastiveSolver:
             x = torch.from_numpy(np.concatenate([xa, xb]))
             z = self.net(x)
             za, zb = z[: len(xa)], z[len(xa):]
-            loss, acc = info_nce(za, zb, temperature=self.cfg.temperature)
+            loss, acc = info_nce(za, zb, temperature=self.cfg.temperature,
+                                 groups=torch.from_numpy(groups) if self.cfg.mask_group_negatives else None)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -203,7 +204,7 @@ class ContrastiveSolver:
         acc: Any
         with torch.inference_mode():
             for _ in range(self.cfg.valid_batches):
-                xa, xb = self.valid_sampler.batch(rng, self.cfg.batch_size)
+                xa, xb, _ = self.valid_sampler.batch(rng, self.cfg.batch_size)
                 if self.decoder is not None:
                     self.decoder.eval()
                     loss, acc = self._reconstruction(torch.from_numpy(xa))
@@ -257,6 +258,7 @@ class ContrastiveSolver:
                 "batch_size": self.cfg.batch_size,
                 "temperature": self.cfg.temperature,
                 "group_positive_p": self.cfg.group_positive_p,
+                "mask_group_negatives": self.cfg.mask_group_negatives,
                 "noise_db": self.cfg.noise_db,
                 "augment": self.augment.to_dict(),
                 "init_from": self.init_fingerprint,
