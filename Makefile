@@ -13,6 +13,7 @@ help:
 	@echo "make test   - install the test extras and run the whole suite"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - benchmarks/ingest.py (x-realtime vs a librosa baseline)"
+	@echo "              benchmarks/identify.py needs data/debian-eval and fpcalc: see the README"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,12 +39,13 @@ demo: $(VENV)/.installed
 	$(BIN)/soundalike index $(DEMO)/corpus/audio --catalog $(DEMO)/catalog --manifest $(DEMO)/corpus/manifest.jsonl
 	$(BIN)/soundalike info --catalog $(DEMO)/catalog
 	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 10
+	$(BIN)/soundalike identify $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog --duration 8
 
 test: $(VENV)/.installed-test
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -ra
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check soundalike tests benchmarks
+	$(BIN)/ruff check soundalike tests benchmarks scripts
 	$(BIN)/mypy
 
 bench: $(VENV)/.installed-test

@@ -6,6 +6,7 @@ Public API (heavy modules load on first use)::
     cat = Catalog.create("my.catalog")
     cat.add(["music/"])
     cat.similar("query.mp3", k=10)
+    cat.identify("clip.wav").match   # track + offset, or None: "no match"
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from soundalike.errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
+    from soundalike.fingerprint import load_fingerprinter
     from soundalike.index.catalog import Catalog
     from soundalike.inference.embed import embed
     from soundalike.models.factory import create_encoder, load_encoder
@@ -33,6 +35,7 @@ _LAZY = {
     "embed": ("soundalike.inference.embed", "embed"),
     "load_encoder": ("soundalike.models.factory", "load_encoder"),
     "create_encoder": ("soundalike.models.factory", "create_encoder"),
+    "load_fingerprinter": ("soundalike.fingerprint", "load_fingerprinter"),
 }
 
 
@@ -57,4 +60,5 @@ __all__ = [
     "create_encoder",
     "embed",
     "load_encoder",
+    "load_fingerprinter",
 ]

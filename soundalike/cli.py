@@ -93,7 +93,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     if Catalog.exists(cat_path):
         catalog = Catalog.open(cat_path, model=args.model)
     else:
-        catalog = Catalog.create(cat_path, model=args.model)
+        catalog = Catalog.create(cat_path, model=args.model,
+                                 fingerprint_model=None if args.no_fingerprints else (args.fingerprint_model or "default"))
     with catalog:
         rep = catalog.add(args.paths, manifest=args.manifest, prune=args.prune,
                           max_duration=args.max_duration, progress=_progress(args))
@@ -108,6 +109,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             if rep.audio_seconds:
                 print(f"embedded {rep.audio_seconds / 60:.1f} min of audio in {rep.wall_seconds:.1f} s "
                       f"({rep.x_realtime:.0f}x realtime)")
+            if rep.fingerprinted:
+                print(f"fingerprinted {rep.fingerprinted} tracks that had no fingerprints")
             for path, reason in rep.failed:
                 print(f"  failed: {path}: {reason}", file=sys.stderr)
 
@@ -135,6 +138,62 @@ def cmd_similar(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_identify(args: argparse.Namespace) -> int:
+    from soundalike.index.catalog import Catalog
+
+    _threads(args)
+    with Catalog.open(_catalog_arg(args)) as catalog:
+        res = catalog.identify(args.clip, offset=args.offset, duration=args.duration, top=args.top)
+        payload = {**res.to_dict(), "catalog": str(catalog.root)}
+
+        def text() -> None:
+            m = res.match
+            if m is None:
+                best = res.candidates[0] if res.candidates else None
+                hint = (f" (best guess #{best.track.id} {best.track.display_name} at {best.offset:.1f} s, "
+                        f"confidence {best.confidence:.2f} < {res.threshold:.2f})") if best else ""
+                print(f"no match for {args.clip} in {catalog.root}{hint}")
+            else:
+                print(f"{args.clip}: #{m.track.id} {m.track.display_name} at {_clock(m.offset)} "
+                      f"(confidence {m.confidence:.2f}, {m.windows} windows agree)")
+                print(f"  {m.track.path}")
+            if args.top > 1 and len(res.candidates) > 1:
+                for c in res.candidates[1:]:
+                    print(f"  {c.rank}. #{c.track.id} {c.track.display_name} at {_clock(c.offset)} "
+                          f"(confidence {c.confidence:.2f})")
+
+        _emit(args, payload, text)
+    return 0 if res.match is not None or not args.fail_on_no_match else 1
+
+
+def _clock(seconds: float) -> str:
+    sign = "-" if seconds < 0 else ""
+    m, s = divmod(abs(seconds), 60.0)
+    return f"{sign}{int(m)}:{s:04.1f}"
+
+
+def cmd_fingerprints(args: argparse.Namespace) -> int:
+    from soundalike.index.catalog import Catalog
+
+    _threads(args)
+    with Catalog.open(_catalog_arg(args)) as catalog:
+        rep = catalog.enable_fingerprints(args.fingerprint_model, rebuild=args.rebuild, progress=_progress(args))
+        d = {"catalog": str(catalog.root), "fingerprinted": rep.fingerprinted,
+             "failed": [{"path": p, "reason": r} for p, r in rep.failed],
+             "fingerprints": catalog.info()["fingerprints"], "wall_seconds": round(rep.wall_seconds, 2)}
+
+        def text() -> None:
+            f = d["fingerprints"]
+            print(f"{catalog.root}: fingerprinted {rep.fingerprinted} tracks in {rep.wall_seconds:.1f} s; "
+                  f"{f['windows']} windows of {f['bits']} bits ({f['bytes_per_hour'] / 1000:.0f} KB per hour) "
+                  f"with {f['model']}")
+            for path, reason in rep.failed:
+                print(f"  failed: {path}: {reason}", file=sys.stderr)
+
+        _emit(args, d, text)
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from soundalike.index.catalog import Catalog
 
@@ -151,6 +210,12 @@ def cmd_info(args: argparse.Namespace) -> int:
             fe = d["frontend"]
             print(f"front-end    {fe['sample_rate']} Hz, n_fft {fe['n_fft']}, hop {fe['hop_length']}, "
                   f"{fe['n_mels']} mels, chunks of {fe['chunk_frames']} frames")
+            fpi = d.get("fingerprints")
+            if fpi:
+                print(f"fingerprints {fpi['model']} ({fpi['bits']}-bit codes every {fpi['hop_seconds']:g} s): "
+                      f"{fpi['tracks']} tracks, {fpi['windows']} windows, {fpi['bytes_per_hour'] / 1000:.0f} KB per hour")
+            else:
+                print("fingerprints none (`soundalike fingerprints` adds them; `identify` needs them)")
             print(f"on disk      {d['disk_bytes'] / 1e6:.1f} MB")
             for key, counts in d["labels"].items():
                 top = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:8])
@@ -318,8 +383,36 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--prune", action="store_true", help="remove tracks under PATH whose file is gone")
     sp.add_argument("--max-duration", type=float, default=3600.0, metavar="SECONDS",
                     help="refuse longer files (default 3600)")
+    sp.add_argument("--fingerprint-model", metavar="NAME|PATH",
+                    help="fingerprint model for `identify`, for a new catalog (default: the shipped "
+                         "fingerprint_cnn-music)")
+    sp.add_argument("--no-fingerprints", action="store_true",
+                    help="a new catalog keeps no fingerprints (smaller, faster; `identify` will not work)")
     common(sp, catalog=True, model=True, threads=True)
     sp.set_defaults(func=cmd_index)
+
+    sp = sub.add_parser("identify", help="which catalog track a short, degraded excerpt comes from, and where",
+                        description="Match CLIP (a few seconds of audio: a recording, a re-encode, a pitch- or "
+                                    "tempo-changed copy) against the catalog's fingerprints and print the track, "
+                                    "the offset into it and a calibrated confidence, or 'no match' when the "
+                                    "confidence is below the threshold chosen on held-out data (at most 1% "
+                                    "false matches on music that is not in the catalog).")
+    sp.add_argument("clip", metavar="CLIP", help="audio file (3-10 s works best; longer files: use --duration)")
+    sp.add_argument("--offset", type=float, default=0.0, help="start of the excerpt of CLIP to use, seconds")
+    sp.add_argument("--duration", type=float, default=None, help="length of the excerpt of CLIP to use, seconds")
+    sp.add_argument("--top", type=int, default=1, help="also list the next candidates (default 1: the best only)")
+    sp.add_argument("--fail-on-no-match", action="store_true", help="exit with status 1 when nothing matches")
+    common(sp, catalog=True, threads=True)
+    sp.set_defaults(func=cmd_identify)
+
+    sp = sub.add_parser("fingerprints", help="add (or rebuild) the fingerprints `identify` needs",
+                        description="Fingerprint every catalog track that has none: a catalog made with "
+                                    "--no-fingerprints or by an older soundalike. --rebuild replaces fingerprints "
+                                    "of another fingerprint model.")
+    sp.add_argument("--fingerprint-model", metavar="NAME|PATH", help="default: the shipped fingerprint_cnn-music")
+    sp.add_argument("--rebuild", action="store_true", help="replace existing fingerprints of another model")
+    common(sp, catalog=True, threads=True)
+    sp.set_defaults(func=cmd_fingerprints)
 
     sp = sub.add_parser("similar", help="the tracks that sound most like a file or a catalog track",
                         description="Rank catalog tracks by cosine similarity of song embeddings to QUERY: an "

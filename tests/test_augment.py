@@ -114,6 +114,21 @@ def test_time_stretch_changes_tempo_not_pitch(rate):
     assert centre / SR == pytest.approx((1.0 + 1024 / SR) / rate, abs=0.03)
 
 
+@pytest.mark.parametrize("factor", [0.97, 1.03])
+def test_speed_change_moves_pitch_and_tempo_together(factor):
+    y = tone(440, duration=3.0)
+    out = W.speed_change(y, SR, factor)
+    assert len(out) == round(len(y) / factor)
+    assert peak_hz(out[SR // 2 : -SR // 2]) == pytest.approx(440 * factor, rel=0.004)
+    burst = np.zeros(SR * 3, np.float32)
+    burst[SR : SR + 2048] = tone(1000, duration=2048 / SR)
+    env = np.abs(W.speed_change(burst, SR, factor))
+    centre = np.sum(np.arange(len(env)) * env) / np.sum(env)
+    assert centre / SR == pytest.approx((1.0 + 1024 / SR) / factor, abs=0.01)
+    with pytest.raises(ParameterError):
+        W.speed_change(y, SR, 0.0)
+
+
 def test_reverb_keeps_level_and_adds_a_decaying_tail(rng):
     ir = W.impulse_response(SR, rng, rt60=0.5)
     e = ir.astype(np.float64) ** 2

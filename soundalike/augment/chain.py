@@ -37,6 +37,8 @@ class AugmentConfig:
     pitch_semitones: float = 2.0  # +- semitones
     stretch_p: float = 0.5
     stretch_max: float = 0.08  # rate in [1 - x, 1 + x]
+    speed_p: float = 0.0  # speed change (resampled: pitch and tempo move together)
+    speed_max: float = 0.04  # factor in [1 - x, 1 + x]
     eq_p: float = 0.6
     eq_max_db: float = 12.0
     reverb_p: float = 0.3
@@ -72,6 +74,8 @@ class AugmentConfig:
                 raise ConfigError(f"augment.noise_colors: unknown color {c!r} (white, pink)")
         if not 0 <= self.stretch_max < 0.5:
             raise ConfigError("augment.stretch_max must be in [0, 0.5)")
+        if not 0 <= self.speed_max < 0.5:
+            raise ConfigError("augment.speed_max must be in [0, 0.5)")
         if self.views < 0 or self.view_seconds <= 0:
             raise ConfigError("augment.views must be >= 0 and view_seconds > 0")
         if not self.codec_kbps[0] >= 8.0 and self.codec_kbps[1] <= 320.0:
@@ -92,7 +96,7 @@ class AugmentConfig:
 
 def augment_waveform(y: np.ndarray, sr: int, cfg: AugmentConfig, rng: np.random.Generator
                      ) -> tuple[np.ndarray, dict[str, Any]]:
-    """One random chain over a waveform: pitch -> tempo -> EQ -> reverb -> gain -> noise -> codec.
+    """One random chain over a waveform: pitch -> tempo -> speed -> EQ -> reverb -> gain -> noise -> codec.
 
     Returns the new waveform and what was applied (``rate`` is the tempo factor:
     the result is ``len(y) / rate`` samples long).
@@ -107,6 +111,11 @@ def augment_waveform(y: np.ndarray, sr: int, cfg: AugmentConfig, rng: np.random.
         rate = float(rng.uniform(1 - cfg.stretch_max, 1 + cfg.stretch_max))
         x = W.time_stretch(x, rate)
         p["rate"] = rate
+    if cfg.speed_p and rng.random() < cfg.speed_p:
+        factor = float(rng.uniform(1 - cfg.speed_max, 1 + cfg.speed_max))
+        x = W.speed_change(x, sr, factor)
+        p["rate"] = p["rate"] * factor
+        p["speed"] = round(factor, 4)
     if cfg.eq_p and rng.random() < cfg.eq_p:
         x = W.random_eq(x, sr, rng, max_db=cfg.eq_max_db)
         p["eq"] = True

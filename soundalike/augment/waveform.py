@@ -154,6 +154,26 @@ def pitch_shift(y: np.ndarray, sr: int, semitones: float) -> np.ndarray:
     return np.concatenate([out, np.zeros(len(y) - len(out), np.float32)])
 
 
+def speed_change(y: np.ndarray, sr: int, factor: float) -> np.ndarray:
+    """Play ``factor`` times faster, as a turntable or a resampling radio chain would: pitch and
+    tempo both move (``factor`` 1.03 is 3% faster and about half a semitone higher).
+
+    Returns ``round(len(y) / factor)`` samples.
+    """
+    import soxr
+
+    y = _f32(y)
+    if factor <= 0:
+        raise ParameterError("speed factor must be positive")
+    if abs(factor - 1.0) < 1e-9:
+        return y.copy()
+    n_out = int(round(len(y) / factor))
+    out = np.asarray(soxr.resample(y, sr * factor, sr, quality="HQ"), dtype=np.float32)
+    if len(out) >= n_out:
+        return out[:n_out]
+    return np.concatenate([out, np.zeros(n_out - len(out), np.float32)])
+
+
 def impulse_response(sr: int, rng: np.random.Generator, rt60: float, *, predelay: float = 0.01) -> np.ndarray:
     """A synthetic room: a direct impulse, then exponentially decaying noise reaching -60 dB at ``rt60`` s."""
     n = max(1, int(round(rt60 * sr)))

@@ -3,8 +3,10 @@
 Layout of a catalog directory::
 
     catalog.sqlite      tracks (path, hash, size, mtime, duration, tags, labels,
-                        chunk and song embeddings), failures, and meta (schema
-                        version, model fingerprint, front-end, generation)
+                        chunk and song embeddings), fingerprints (binary codes
+                        of 1 s windows, for ``identify``), failures, and meta
+                        (schema version, the two models' fingerprints, front-end,
+                        generation)
     vectors.faiss       FAISS index over song embeddings (a cache of the database)
     vectors.faiss.json  the database generation and model the index was built from
     LOCK                held by the one process that may write
@@ -40,7 +42,7 @@ from soundalike.errors import (
 )
 from soundalike.index.vectors import VectorIndex
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: fingerprints table (a version-1 catalog is upgraded in place on open)
 DB_NAME = "catalog.sqlite"
 VECTORS_NAME = "vectors.faiss"
 DEFAULT_MAX_DURATION = 3600.0  # seconds; longer files are refused unless raised
@@ -64,6 +66,12 @@ CREATE TABLE IF NOT EXISTS tracks (
     added_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tracks_hash ON tracks(file_hash);
+CREATE TABLE IF NOT EXISTS fingerprints (
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    n INTEGER NOT NULL,
+    hop REAL NOT NULL,
+    codes BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS failures (
     path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, reason TEXT NOT NULL, at REAL NOT NULL
 );
@@ -117,6 +125,7 @@ class IndexReport:
     unchanged: int = 0
     duplicates: int = 0  # same content as a track already embedded: embeddings copied
     pruned: int = 0
+    fingerprinted: int = 0  # tracks already in the catalog that got their missing fingerprints
     failed: list[tuple[str, str]] = field(default_factory=list)
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -130,6 +139,12 @@ class IndexReport:
         d["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
         d["x_realtime"] = round(self.x_realtime, 1)
         return d
+
+
+def _fingerprint_meta(fp: Any) -> dict[str, str]:
+    enc = fp.encoder
+    return {"fp_model_fingerprint": enc.fingerprint, "fp_model_ref": str(enc.source), "fp_model_name": enc.name,
+            "fp_bits": str(fp.bits), "fp_hop": repr(fp.hop_seconds)}
 
 
 def file_sha256(path: str | Path, *, block: int = 1 << 20) -> str:
@@ -191,6 +206,9 @@ class Catalog:
         self._conn = conn
         self.encoder = encoder
         self._index: VectorIndex | None = None
+        self._fingerprinter: Any = None
+        self._binary: Any = None
+        self._binary_generation = -1
 
     # ------------------------------------------------------------ open/create
     @staticmethod
@@ -206,8 +224,13 @@ class Catalog:
         return (Path(path).expanduser() / DB_NAME).is_file()
 
     @classmethod
-    def create(cls, path: str | Path, *, model: Any = None, exist_ok: bool = False) -> Catalog:
-        """Make a new, empty catalog at ``path`` bound to ``model`` (default: the shipped model)."""
+    def create(cls, path: str | Path, *, model: Any = None, fingerprint_model: Any = "default",
+               exist_ok: bool = False) -> Catalog:
+        """Make a new, empty catalog at ``path`` bound to ``model`` (default: the shipped model).
+
+        ``fingerprint_model`` (default: the shipped fingerprint model; ``None``:
+        no fingerprints) is the encoder whose binary codes ``identify`` matches.
+        """
         from soundalike.models.checkpoint import AudioEncoder
         from soundalike.models.factory import load_encoder
 
@@ -221,6 +244,11 @@ class Catalog:
         enc = model if isinstance(model, AudioEncoder) else load_encoder(model)
         if enc.source is None:
             raise ModelError("a catalog needs a saved model (shipped name or file); save the encoder first")
+        fp = None
+        if fingerprint_model is not None:
+            from soundalike.fingerprint import load_fingerprinter
+
+            fp = load_fingerprinter(None if fingerprint_model == "default" else fingerprint_model)
         root.mkdir(parents=True, exist_ok=True)
         conn = cls._connect(root / DB_NAME)
         for stmt in _SCHEMA.strip().split(";"):
@@ -237,10 +265,14 @@ class Catalog:
             "generation": "0",
             "created_at": str(time.time()),
         }
+        if fp is not None:
+            meta.update(_fingerprint_meta(fp))
         conn.execute("BEGIN")
         conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
         conn.execute("COMMIT")
-        return cls(root, conn, enc)
+        cat = cls(root, conn, enc)
+        cat._fingerprinter = fp
+        return cat
 
     @classmethod
     def open(cls, path: str | Path, *, model: Any = None) -> Catalog:
@@ -260,6 +292,14 @@ class Catalog:
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"{db} is not a readable catalog database ({exc})") from exc
         version = int(meta.get("schema_version", "0"))
+        if version == 1:  # add the fingerprints table; `soundalike index` fills it
+            conn.execute("BEGIN IMMEDIATE")
+            for stmt in _SCHEMA.strip().split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            conn.execute("COMMIT")
+            version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise CatalogError(f"{root} has catalog schema {version}, this soundalike reads {SCHEMA_VERSION}; "
                                "re-index into a new catalog")
@@ -329,7 +369,7 @@ class Catalog:
         self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
 
     def _insert(self, path: str, st: os.stat_result, digest: str, emb: Any, labels: dict[str, Any],
-                existing_id: int | None) -> int:
+                existing_id: int | None, codes: np.ndarray | None = None) -> int:
         tags = dict(emb.tags)
         row = (path, st.st_size, st.st_mtime_ns, digest, float(emb.duration), tags.get("title"), tags.get("artist"),
                tags.get("album"), tags.get("genre"), json.dumps(tags, sort_keys=True),
@@ -349,6 +389,9 @@ class Catalog:
                     "UPDATE tracks SET path=?, size=?, mtime_ns=?, file_hash=?, duration=?, title=?, artist=?, album=?,"
                     " genre=?, tags=?, labels=?, n_chunks=?, chunk_hop=?, chunk_emb=?, song_emb=?, added_at=?"
                     " WHERE id=?", (*row, existing_id))
+                self._conn.execute("DELETE FROM fingerprints WHERE track_id = ?", (existing_id,))
+            if codes is not None:
+                self._put_codes(existing_id, codes)
             self._conn.execute("DELETE FROM failures WHERE path = ?", (path,))
             self._bump_generation()
             self._conn.execute("COMMIT")
@@ -368,15 +411,53 @@ class Catalog:
         try:
             if existing_id is not None:
                 self._conn.execute("DELETE FROM tracks WHERE id = ?", (existing_id,))
-            self._conn.execute(f"INSERT INTO tracks(path, size, mtime_ns, {cols}, added_at)"
-                               " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                               (path, st.st_size, st.st_mtime_ns, *src, time.time()))
+            cur = self._conn.execute(f"INSERT INTO tracks(path, size, mtime_ns, {cols}, added_at)"
+                                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                     (path, st.st_size, st.st_mtime_ns, *src, time.time()))
+            self._conn.execute("INSERT INTO fingerprints(track_id, n, hop, codes) SELECT ?, n, hop, codes"
+                               " FROM fingerprints WHERE track_id = ?", (int(cur.lastrowid or 0), src_id))
             self._conn.execute("DELETE FROM failures WHERE path = ?", (path,))
             self._bump_generation()
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+
+    def _put_codes(self, track_id: int, codes: np.ndarray) -> None:
+        """Inside a transaction: store one track's window codes."""
+        fp = self.fingerprinter
+        c = np.ascontiguousarray(codes, dtype=np.uint8)
+        self._conn.execute("INSERT OR REPLACE INTO fingerprints(track_id, n, hop, codes) VALUES (?,?,?,?)",
+                           (int(track_id), int(len(c)), float(fp.hop_seconds), c.tobytes()))
+
+    def _fill_fingerprints(self, report: IndexReport, max_duration: float | None, progress: Any) -> None:
+        """Fingerprint tracks that have none (a catalog from before fingerprints, or an interrupted run)."""
+        from soundalike.audio.io import decode
+
+        fp = self.fingerprinter
+        rows = self._conn.execute("SELECT t.id, t.path FROM tracks t LEFT JOIN fingerprints f ON f.track_id = t.id"
+                                  " WHERE f.track_id IS NULL ORDER BY t.id").fetchall()
+        it: Any = rows
+        if progress is True and rows:
+            from tqdm import tqdm
+
+            it = tqdm(rows, unit="track", desc="fingerprinting", dynamic_ncols=True)
+        for tid, path in it:
+            try:
+                audio = decode(path, sr=fp.sample_rate, max_duration=max_duration)
+            except (AudioDecodeError, OSError) as exc:
+                report.failed.append((path, f"cannot fingerprint: {exc}"))
+                continue
+            codes = fp.track_codes(audio.samples, audio.sr)
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._put_codes(tid, codes)
+                self._bump_generation()
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            report.fingerprinted += 1
 
     def _record_failure(self, path: str, st: os.stat_result | None, reason: str) -> None:
         self._conn.execute("INSERT OR REPLACE INTO failures(path, size, mtime_ns, reason, at) VALUES (?,?,?,?,?)",
@@ -442,6 +523,7 @@ class Catalog:
                 todo.append((p, st, digest, old[0] if old else None))
 
             embedder = Embedder(self.encoder, max_duration=max_duration)
+            fp = self.fingerprinter if self.has_fingerprints else None
             bar = None
             if progress is True and todo:
                 from tqdm import tqdm
@@ -449,13 +531,17 @@ class Catalog:
                 bar = tqdm(total=len(todo), unit="track", desc="indexing", dynamic_ncols=True)
             info = {p: (st, d, eid) for p, st, d, eid in todo}
             try:
-                for p, result in embedder.embed_files([t[0] for t in todo]):
+                for p, result in embedder.embed_files([t[0] for t in todo], keep_samples=fp is not None):
                     st, digest, existing_id = info[p]
                     if isinstance(result, AudioDecodeError):
                         report.failed.append((p, result.reason))
                         self._record_failure(p, st, result.reason)
                     else:
-                        tid = self._insert(p, st, digest, result, labels_by_path.get(p, {}), existing_id)
+                        codes = None
+                        if fp is not None and result.samples is not None:
+                            codes = fp.track_codes(result.samples, self.encoder.frontend.sample_rate)
+                            result.samples = None
+                        tid = self._insert(p, st, digest, result, labels_by_path.get(p, {}), existing_id, codes)
                         by_hash.setdefault(digest, tid)
                         report.audio_seconds += result.duration
                         if existing_id is None:
@@ -475,6 +561,8 @@ class Catalog:
                     bar.close()
             if prune:
                 report.pruned = self._prune(roots)
+            if fp is not None:
+                self._fill_fingerprints(report, max_duration, progress)
             self._index = None
             self._vector_index()  # rebuild and save now, not at the first query
         report.wall_seconds = time.perf_counter() - t0
@@ -560,6 +648,86 @@ class Catalog:
         d = int(self._meta("embed_dim"))
         return np.frombuffer(row[0], np.float32).reshape(-1, d), np.frombuffer(row[1], np.float32)
 
+    # ------------------------------------------------------------ fingerprints
+    @property
+    def has_fingerprints(self) -> bool:
+        """Whether this catalog keeps fingerprints (made with a fingerprint model) for ``identify``."""
+        return self._conn.execute("SELECT 1 FROM meta WHERE key = 'fp_model_fingerprint'").fetchone() is not None
+
+    @property
+    def fingerprinter(self) -> Any:
+        """The catalog's :class:`~soundalike.fingerprint.Fingerprinter` (loaded on first use)."""
+        if self._fingerprinter is None:
+            if not self.has_fingerprints:
+                raise CatalogError(f"catalog {self.root} keeps no fingerprints, so it cannot identify excerpts; "
+                                   f"`soundalike fingerprints --catalog {self.root}` adds them")
+            from soundalike.fingerprint import load_fingerprinter
+
+            ref = self._meta("fp_model_ref")
+            try:
+                fp = load_fingerprinter(ref)
+            except ModelError as exc:
+                raise CatalogError(f"catalog {self.root} was fingerprinted with model {ref!r}, which cannot be "
+                                   f"loaded ({exc})") from exc
+            if fp.encoder.fingerprint != self._meta("fp_model_fingerprint"):
+                raise CatalogMismatchError(
+                    f"catalog {self.root} was fingerprinted by {self._meta('fp_model_name')!r} (fingerprint "
+                    f"{self._meta('fp_model_fingerprint')}), but {ref!r} now loads a different model "
+                    f"({fp.encoder.fingerprint}); rebuild the fingerprints with "
+                    f"`soundalike fingerprints --catalog {self.root} --rebuild`")
+            self._fingerprinter = fp
+        return self._fingerprinter
+
+    def enable_fingerprints(self, fingerprint_model: Any = None, *, rebuild: bool = False,
+                            progress: bool = False, max_duration: float | None = DEFAULT_MAX_DURATION) -> IndexReport:
+        """Start keeping fingerprints made by ``fingerprint_model`` (default: the shipped one) and compute
+        them for every track that lacks them. ``rebuild`` drops existing codes first (another model)."""
+        from soundalike.fingerprint import load_fingerprinter
+
+        fp = load_fingerprinter(fingerprint_model)
+        report = IndexReport()
+        t0 = time.perf_counter()
+        with self._write_lock():
+            same = self.has_fingerprints and self._meta("fp_model_fingerprint") == fp.encoder.fingerprint
+            if self.has_fingerprints and not same and not rebuild:
+                raise CatalogMismatchError(
+                    f"catalog {self.root} holds fingerprints of model {self._meta('fp_model_name')!r}; "
+                    f"pass --rebuild to replace them with {fp.encoder.name!r}'s")
+            self._conn.execute("BEGIN IMMEDIATE")
+            if not same:
+                self._conn.execute("DELETE FROM fingerprints")
+                self._conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                                       list(_fingerprint_meta(fp).items()))
+                self._bump_generation()
+            self._conn.execute("COMMIT")
+            self._fingerprinter = fp
+            self._fill_fingerprints(report, max_duration, progress)
+        report.wall_seconds = time.perf_counter() - t0
+        return report
+
+    def binary_index(self) -> Any:
+        """The in-memory :class:`~soundalike.fingerprint.BinaryIndex` of every window (rebuilt when the
+        catalog changes)."""
+        from soundalike.fingerprint.index import BinaryIndex
+
+        gen = self.generation
+        if self._binary is not None and self._binary_generation == gen:
+            return self._binary
+        fp = self.fingerprinter
+        nbytes = fp.bits // 8
+        rows = self._conn.execute("SELECT track_id, hop, codes FROM fingerprints ORDER BY track_id").fetchall()
+        self._binary = BinaryIndex.build(fp.bits, [(int(t), np.frombuffer(c, np.uint8).reshape(-1, nbytes), float(h))
+                                                   for t, h, c in rows])
+        self._binary_generation = gen
+        return self._binary
+
+    def identify(self, query: str | Path, *, offset: float = 0.0, duration: float | None = None,
+                 top: int = 5) -> Any:
+        """Which catalog track an excerpt comes from, and where: see :func:`soundalike.tasks.identify.identify`."""
+        from soundalike.tasks.identify import identify
+
+        return identify(self, query, offset=offset, duration=duration, top=top)
+
     def failures(self) -> list[tuple[str, str]]:
         return [(p, r) for p, r in self._conn.execute("SELECT path, reason FROM failures ORDER BY path")]
 
@@ -613,4 +781,16 @@ class Catalog:
             "generation": self.generation,
             "disk_bytes": size,
             "labels": labels,
+            "fingerprints": self._fingerprint_info(float(secs)),
         }
+
+    def _fingerprint_info(self, seconds: float) -> dict[str, Any] | None:
+        if not self.has_fingerprints:
+            return None
+        n_tracks, windows, nbytes = self._conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(n), 0), COALESCE(SUM(LENGTH(codes)), 0) FROM fingerprints").fetchone()
+        return {"model": self._meta("fp_model_name"), "model_ref": self._meta("fp_model_ref"),
+                "model_fingerprint": self._meta("fp_model_fingerprint"), "bits": int(self._meta("fp_bits")),
+                "hop_seconds": float(self._meta("fp_hop")), "tracks": int(n_tracks), "windows": int(windows),
+                "code_bytes": int(nbytes),
+                "bytes_per_hour": round(nbytes / (seconds / 3600.0)) if seconds > 0 else 0}

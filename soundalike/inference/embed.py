@@ -45,6 +45,7 @@ class TrackEmbedding:
     hop_seconds: float  # time between chunk starts
     path: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    samples: np.ndarray | None = None  # the decoded waveform, only when asked for (keep_samples)
 
 
 class Embedder:
@@ -91,12 +92,14 @@ class Embedder:
         audio = self.decode(path, offset=offset, duration=duration)
         return self.embed_waveform(audio.samples, path=str(path), tags=audio.info.tags)
 
-    def embed_files(self, paths: Iterable[str | Path], *, prefetch: int = 2
+    def embed_files(self, paths: Iterable[str | Path], *, prefetch: int = 2, keep_samples: bool = False
                     ) -> Iterator[tuple[str, TrackEmbedding | AudioDecodeError]]:
         """Embed many files in order; decoding runs ahead in a background thread.
 
         Yields ``(path, TrackEmbedding)``, or ``(path, AudioDecodeError)`` for a
         file that cannot be decoded, so one bad file never stops the rest.
+        ``keep_samples`` keeps each decoded waveform on ``TrackEmbedding.samples``
+        (at the model's sample rate) for further work on the same decode.
         """
         pending: list[tuple[str, Future]] = []
         it = iter(paths)
@@ -120,7 +123,10 @@ class Embedder:
                 except AudioDecodeError as exc:
                     yield p, exc
                     continue
-                yield p, self.embed_waveform(audio.samples, path=p, tags=audio.info.tags)
+                emb = self.embed_waveform(audio.samples, path=p, tags=audio.info.tags)
+                if keep_samples:
+                    emb.samples = audio.samples
+                yield p, emb
 
 
 def embed(path: str | Path, *, model: AudioEncoder | str | None = None, offset: float = 0.0,

@@ -45,6 +45,7 @@ def register_encoder(name: str, *, description: str = "") -> Callable[[type], ty
 BUILTIN_ENCODERS: dict[str, str] = {
     "contrastive_cnn": "soundalike.models.encoders.contrastive_cnn",
     "contrastive_cnn_small": "soundalike.models.encoders.contrastive_cnn",
+    "fingerprint_cnn": "soundalike.models.encoders.fingerprint_cnn",
 }
 
 

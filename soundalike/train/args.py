@@ -30,7 +30,7 @@ class TrainConfig:
     frontend: dict[str, Any] = field(default_factory=dict)  # overrides of FrontendConfig
     model_name: str | None = None  # name written into the exported model (default: encoder)
     steps: int = 1000  # optimiser steps
-    batch_size: int = 64  # tracks per batch (2 views each -> 2 x batch_size chunks)
+    batch_size: int = 64  # pairs per batch (2 x batch_size chunks); above the track count, tracks repeat
     lr: float = 2e-3  # peak learning rate (AdamW)
     weight_decay: float = 1e-4
     warmup_steps: int = 50  # linear warm-up, then cosine decay to lr_min_ratio * lr

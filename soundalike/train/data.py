@@ -346,8 +346,9 @@ class PairSampler:
     def batch(self, rng: np.random.Generator, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Two arrays [shape=(B, n_mels, chunk_frames)] of referenced dB chunks (view a, view b)
         and the group id of each pair [shape=(B,)]."""
-        n = min(batch_size, len(self.tracks))
-        idx = rng.choice(len(self.tracks), size=n, replace=False, p=self.p)
+        # more pairs than tracks: some tracks give several moments, which are then each other's
+        # negatives (what a fingerprint must tell apart: two places in one track)
+        idx = rng.choice(len(self.tracks), size=batch_size, replace=batch_size > len(self.tracks), p=self.p)
         xa, xb = [], []
         F = self.fe.chunk_frames
         for i in idx:

@@ -1,5 +1,6 @@
 """Built-in encoders; importing this package registers them."""
 
 from soundalike.models.encoders.contrastive_cnn import ContrastiveCNN
+from soundalike.models.encoders.fingerprint_cnn import FingerprintCNN
 
-__all__ = ["ContrastiveCNN"]
+__all__ = ["ContrastiveCNN", "FingerprintCNN"]

@@ -1,0 +1,28 @@
+"""Binary codes: the signs of a fingerprint embedding, 8 bits to a byte."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from soundalike.errors import ParameterError
+
+
+def pack_codes(embeddings: np.ndarray) -> np.ndarray:
+    """Signs of float embeddings [shape=(n, bits)] -> packed codes uint8 [shape=(n, bits / 8)].
+
+    Bit ``i`` is 1 where coordinate ``i`` is positive (most significant bit first).
+    """
+    x = np.asarray(embeddings)
+    if x.ndim != 2 or x.shape[1] % 8:
+        raise ParameterError(f"need embeddings of shape (n, bits) with bits a multiple of 8, got {x.shape}")
+    return np.packbits(x > 0, axis=1)
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bit differences between packed codes a [shape=(n, B)] and b [shape=(m, B)] -> int [shape=(n, m)]."""
+    a = np.atleast_2d(np.asarray(a, dtype=np.uint8))
+    b = np.atleast_2d(np.asarray(b, dtype=np.uint8))
+    if a.shape[1] != b.shape[1]:
+        raise ParameterError(f"codes of {a.shape[1]} and {b.shape[1]} bytes cannot be compared")
+    x = np.bitwise_xor(a[:, None, :], b[None, :, :])
+    return np.unpackbits(x, axis=2).sum(axis=2).astype(np.int32)

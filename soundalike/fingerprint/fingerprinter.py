@@ -1,0 +1,193 @@
+"""Waveform -> window codes (for the catalog) and query codes -> matches (for ``identify``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from soundalike.errors import ModelError, ParameterError
+from soundalike.fingerprint.codes import pack_codes
+from soundalike.fingerprint.index import BinaryIndex
+from soundalike.fingerprint.match import Candidate, refine, vote
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Score -> probability that the top match is right, and the "no match" threshold.
+
+    ``confidence = sigmoid(a * score + b * margin + c)``, where ``score`` is the
+    top candidate's vote score and ``margin`` its lead over the best other
+    track. ``threshold`` was chosen on held-out data so that at most
+    ``false_match_rate`` of queries from tracks outside the catalog reach it.
+    """
+
+    a: float = 12.0
+    b: float = 12.0
+    c: float = -4.0
+    threshold: float = 0.5
+    false_match_rate: float | None = None  # measured on the held-out out-of-catalog queries
+    fitted_on: dict[str, Any] = field(default_factory=dict)
+
+    def confidence(self, score: float, margin: float) -> float:
+        z = self.a * score + self.b * margin + self.c
+        return float(1.0 / (1.0 + math.exp(-max(min(z, 60.0), -60.0))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "c": self.c, "threshold": self.threshold,
+                "false_match_rate": self.false_match_rate, "fitted_on": dict(self.fitted_on)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Calibration:
+        d = dict(d or {})
+        return cls(float(d.get("a", 12.0)), float(d.get("b", 12.0)), float(d.get("c", -4.0)),
+                   float(d.get("threshold", 0.5)), d.get("false_match_rate"), dict(d.get("fitted_on") or {}))
+
+
+class Fingerprinter:
+    """A fingerprint encoder with its front-end: 1 s windows every ``hop`` -> packed binary codes."""
+
+    #: Above this many catalog windows (about 400 h of audio) queries use the coarser hop, so the
+    #: exact Hamming scan stays within ~100 ms on one core at 10,000 tracks.
+    LARGE_INDEX = 2_000_000
+
+    def __init__(self, encoder: Any, *, query_hop_frames: int | None = None, k: int = 10,
+                 batch_size: int = 512) -> None:
+        from soundalike.features.mel import MelFrontend
+
+        self.encoder = encoder
+        self.fe = encoder.frontend
+        self.bits = int(encoder.embed_dim)
+        if self.bits % 8:
+            raise ModelError(f"model {encoder.name!r} gives {self.bits}-d embeddings; a fingerprint model needs a "
+                             "multiple of 8 (one bit per dimension)")
+        self.hop_seconds = self.fe.frames_to_seconds(self.fe.chunk_hop_frames)
+        self.query_hop_frames = query_hop_frames  # None: 0.1 s, or 0.24 s for a large index
+        self.k = int(k)
+        self.batch_size = batch_size
+        self.calibration = Calibration.from_dict(encoder.metadata.get("identify"))
+        self._mel = MelFrontend(self.fe)
+        self._noise: np.ndarray | None = None
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.fe.sample_rate)
+
+    def _resample(self, y: np.ndarray, sr: int) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float32)
+        if sr == self.sample_rate:
+            return y
+        import soxr
+
+        return np.asarray(soxr.resample(y, sr, self.sample_rate, quality="HQ"), dtype=np.float32)
+
+    #: Windows this many dB below the loud part of their signal (the 95th percentile window) are
+    #: fade-outs, reverb tails or silence: they get the all-zero code, which never votes.
+    QUIET_DB = 30.0
+
+    def _codes(self, y: np.ndarray, sr: int, hop_frames: int, *, mask_quiet: bool = True) -> np.ndarray:
+        import torch
+
+        from soundalike.features.mel import chunk_power, power_to_db
+
+        x = self._resample(y, sr)
+        need = self.fe.chunk_samples
+        if len(x) < need:  # a window needs 1 s: pad a shorter signal with silence
+            x = np.concatenate([x, np.zeros(need - len(x), np.float32)])
+        with torch.inference_mode():
+            power = self._mel(x)
+            ch = chunk_power(power, chunk_frames=self.fe.chunk_frames, hop_frames=hop_frames)
+            db = power_to_db(ch, amin=self.fe.amin, top_db=self.fe.top_db)
+            level = 10.0 * torch.log10(ch.mean(dim=(1, 2)).clamp_min(self.fe.amin)).numpy()
+        codes = pack_codes(self.encoder.embed_chunks(db, batch_size=self.batch_size))
+        if mask_quiet:
+            quiet = level < np.percentile(level, 95) - self.QUIET_DB
+            codes[quiet] = 0
+        return codes
+
+    #: Hamming distances to the nearest noise code at which a catalog window's votes start to count,
+    #: and count fully (see :meth:`hub_weights`).
+    HUB_DISTANCE = (24, 36)
+
+    def noise_codes(self) -> np.ndarray:
+        """Codes of white and pink noise and of silence: what a window with no music in it looks like."""
+        if self._noise is None:
+            rng = np.random.default_rng(1234)
+            from soundalike.augment.waveform import colored_noise
+
+            sr = self.sample_rate
+            parts = [self._codes(colored_noise(10 * sr, rng, c) * np.float32(0.1), sr, self.fe.chunk_hop_frames,
+                                 mask_quiet=False) for c in ("white", "pink")]
+            parts.append(self._codes(np.zeros(2 * sr, np.float32), sr, self.fe.chunk_hop_frames, mask_quiet=False))
+            self._noise = np.concatenate(parts)
+        return self._noise
+
+    def hub_weights(self, codes: np.ndarray) -> np.ndarray:
+        """Per code, a factor in [0, 1]: 0 for windows that look like noise or silence (fade-outs, dither,
+        hiss: they attract every noisy query), 1 for windows well away from them."""
+        from soundalike.fingerprint.codes import hamming
+
+        if len(codes) == 0:
+            return np.zeros(0, np.float64)
+        d = hamming(codes, self.noise_codes()).min(axis=1)
+        lo, hi = self.HUB_DISTANCE
+        w = np.clip((d - lo) / float(hi - lo), 0.0, 1.0)
+        w[~np.asarray(codes).any(axis=1)] = 0.0  # quiet windows (the all-zero code)
+        return w
+
+    def track_codes(self, y: np.ndarray, sr: int) -> np.ndarray:
+        """Codes uint8 [shape=(n, bits / 8)] of windows every :attr:`hop_seconds`, for the catalog."""
+        if len(y) == 0:
+            raise ParameterError("cannot fingerprint an empty waveform")
+        return self._codes(y, sr, self.fe.chunk_hop_frames)
+
+    def query_hop_for(self, index_size: int) -> int:
+        """Frames between query windows: 0.1 s, or 0.24 s for an index of more than :attr:`LARGE_INDEX` windows."""
+        if self.query_hop_frames is not None:
+            return int(self.query_hop_frames)
+        per_second = self.fe.sample_rate / self.fe.hop_length
+        return max(1, int(round((0.24 if index_size > self.LARGE_INDEX else 0.1) * per_second)))
+
+    def query_codes(self, y: np.ndarray, sr: int, hop_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(codes [shape=(q, bits / 8)], window start times [shape=(q,)]) of a query, windows every
+        ``hop_frames`` (default :meth:`query_hop_for` a small index): denser than the catalog's, so some
+        window always lands near a catalog one."""
+        if len(y) < 0.5 * sr:
+            raise ParameterError(f"the excerpt is {len(y) / sr:.2f} s long; identification needs at least 0.5 s "
+                                 "(3-10 s works best)")
+        hop = int(hop_frames or self.query_hop_for(0))
+        codes = self._codes(y, sr, hop)
+        times = np.arange(len(codes), dtype=np.float64) * self.fe.frames_to_seconds(hop)
+        return codes, times
+
+    def match(self, index: BinaryIndex, y: np.ndarray, sr: int, *, top: int = 5) -> list[Candidate]:
+        """Best (track, offset) candidates for a query waveform, with calibrated confidence."""
+        codes, times = self.query_codes(y, sr, self.query_hop_for(len(index)))
+        loud = codes.any(axis=1)  # quiet query windows (all-zero codes) carry no evidence
+        if not loud.any():
+            return []
+        codes, times = codes[loud], times[loud]
+        d, rows = index.search(codes, self.k)
+        hw = np.zeros(rows.shape, np.float64)
+        ok = rows >= 0
+        hw[ok] = self.hub_weights(index.codes[rows[ok]])
+        cands = vote(d, rows, index.track_ids, index.times, times, bits=self.bits,
+                     bin_seconds=self.hop_seconds, top=max(2 * top, 8), per_track=False, hit_weights=hw)
+        for c in cands:  # exact alignment: the offset to ~20 ms, and a score that tells near-repeats apart
+            tc = index.track_codes(c.track_id)
+            off, sim = refine(c, codes, times, tc, bits=self.bits, hop_seconds=self.hop_seconds,
+                              window_weights=self.hub_weights(tc))
+            c.offset, c.score = off, 0.5 * (c.score + max(sim, 0.0))
+        # an excerpt cannot start well before its track (a little: silence or a fade-in cut differently)
+        cands = [c for c in cands if c.offset >= -2 * self.hop_seconds]
+        cands.sort(key=lambda c: -c.score)
+        best: dict[int, Candidate] = {}
+        for c in cands:  # the best offset of each track
+            best.setdefault(c.track_id, c)
+        cands = list(best.values())[: max(top, 2)]
+        for i, c in enumerate(cands):
+            other = next((o.score for o in cands if o.track_id != c.track_id), 0.0) if i == 0 else cands[0].score
+            c.confidence = self.calibration.confidence(c.score, c.score - other)
+        return cands[:top]
