@@ -182,13 +182,13 @@ def main() -> int:
         # ---- latency at 10,000 tracks: the real windows + random codes
         per_track = index.track_ids.size / max(len(inside), 1)
         n_fake = int(max(0, args.sim_tracks - len(inside)) * per_track)
-        big = BinaryIndex.build(fp.bits, [(i, codes[i], fp.hop_seconds) for i in inside])
+        tracks = [(i, codes[i], fp.hop_seconds) for i in inside]
         if n_fake:
             fake = np.random.default_rng(7).integers(0, 256, size=(n_fake, fp.bits // 8), dtype=np.uint8)
-            big.index.add(fake)
-            big.track_ids = np.concatenate([big.track_ids, -1 - (np.arange(n_fake) // int(per_track))])
-            big.times = np.concatenate([big.times, (np.arange(n_fake) % int(per_track)).astype(np.float32)
-                                        * np.float32(fp.hop_seconds)])
+            w = int(per_track)
+            tracks += [(-1 - k, fake[s : s + w], fp.hop_seconds) for k, s in enumerate(range(0, n_fake, w))]
+        big = BinaryIndex.build(fp.bits, tracks)
+        del tracks
         lat = []
         for q in q_in[: min(40, len(q_in))]:
             t0 = time.perf_counter()

@@ -228,3 +228,32 @@ def test_group_positives_come_from_another_track_of_the_group():
                 assert a is b
     with pytest.raises(ConfigError, match="group_positive_p"):
         load_config(None, group_positive_p=1.5)
+
+
+def test_batches_larger_than_the_track_count_repeat_tracks_at_other_moments():
+    from soundalike.augment import AugmentConfig
+    from soundalike.features.mel import FrontendConfig
+    from soundalike.train.data import PairSampler, TrackMels, View
+
+    fe = FrontendConfig()
+    tracks = [TrackMels(f"t{i}", f"g{i % 2}", 0, View(np.zeros((fe.n_mels, 2000), np.float16), np.ones(2000, np.float32)))
+              for i in range(3)]
+    owner = {id(t.clean): t for t in tracks}
+    picks: list = []
+
+    class Spy(PairSampler):
+        def _input(self, v, f, rng):
+            picks.append((owner[id(v)].path, f))
+            return np.zeros((fe.n_mels, fe.chunk_frames), np.float32)
+
+    assert Spy(tracks, fe, AugmentConfig(views=0)).batch(np.random.default_rng(0), 8)[0].shape[0] == 3  # capped
+    picks.clear()
+    s = Spy(tracks, fe, AugmentConfig(views=0, near_p=1.0, jitter_frames=0), repeat_tracks=True)
+    xa, xb, groups = s.batch(np.random.default_rng(0), 8)
+    assert xa.shape[0] == xb.shape[0] == 8 and groups.tolist() == [int(p[0][1:]) % 2 for p in picks[::2]]
+    anchors = picks[::2]
+    by_track: dict = {}
+    for path, f in anchors:
+        by_track.setdefault(path, set()).add(f)
+    assert max(len(v) for v in by_track.values()) >= 2  # one track gives two different moments
+    assert len(by_track) == 3

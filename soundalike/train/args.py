@@ -30,7 +30,9 @@ class TrainConfig:
     frontend: dict[str, Any] = field(default_factory=dict)  # overrides of FrontendConfig
     model_name: str | None = None  # name written into the exported model (default: encoder)
     steps: int = 1000  # optimiser steps
-    batch_size: int = 64  # pairs per batch (2 x batch_size chunks); above the track count, tracks repeat
+    batch_size: int = 64  # pairs per batch (2 x batch_size chunks), at most one per track unless repeat_tracks
+    repeat_tracks: bool = False  # batches larger than the track count draw some tracks twice (fingerprints:
+    #                              two moments of one track become each other's negatives; needs near_p 1)
     lr: float = 2e-3  # peak learning rate (AdamW)
     weight_decay: float = 1e-4
     warmup_steps: int = 50  # linear warm-up, then cosine decay to lr_min_ratio * lr
@@ -66,6 +68,9 @@ class TrainConfig:
             raise ConfigError("batch_size must be >= 2: InfoNCE needs in-batch negatives")
         if not 0 < self.temperature <= 10:
             raise ConfigError("temperature must be in (0, 10]")
+        if self.repeat_tracks and float(self.augment.get("near_p", 0.5)) < 1.0:
+            raise ConfigError("repeat_tracks needs augment.near_p: 1.0 (a track drawn twice must not have "
+                              "positives anywhere in itself, or its two pairs contradict each other)")
         if not 0 <= self.group_positive_p <= 1:
             raise ConfigError("group_positive_p is a probability: it must be in [0, 1]")
         if not 0 <= self.valid_fraction < 1:

@@ -279,12 +279,13 @@ class PairSampler:
 
     def __init__(self, tracks: list[TrackMels], frontend: FrontendConfig, augment: AugmentConfig, *,
                  source_weights: Sequence[float] | None = None, noise_db: float = 0.0,
-                 group_positive_p: float = 0.0) -> None:
+                 group_positive_p: float = 0.0, repeat_tracks: bool = False) -> None:
         self.tracks = tracks
         self.fe = frontend
         self.aug = augment
         self.noise_db = noise_db
         self.group_positive_p = group_positive_p
+        self.repeat_tracks = repeat_tracks
         members: dict[str, list[int]] = {}
         for i, t in enumerate(tracks):
             members.setdefault(t.group, []).append(i)
@@ -346,9 +347,12 @@ class PairSampler:
     def batch(self, rng: np.random.Generator, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Two arrays [shape=(B, n_mels, chunk_frames)] of referenced dB chunks (view a, view b)
         and the group id of each pair [shape=(B,)]."""
-        # more pairs than tracks: some tracks give several moments, which are then each other's
-        # negatives (what a fingerprint must tell apart: two places in one track)
-        idx = rng.choice(len(self.tracks), size=batch_size, replace=batch_size > len(self.tracks), p=self.p)
+        if self.repeat_tracks and batch_size > len(self.tracks):
+            # more pairs than tracks: some tracks give several moments, which are then each other's
+            # negatives (what a fingerprint must tell apart: two places in one track)
+            idx = rng.choice(len(self.tracks), size=batch_size, replace=True, p=self.p)
+        else:
+            idx = rng.choice(len(self.tracks), size=min(batch_size, len(self.tracks)), replace=False, p=self.p)
         xa, xb = [], []
         F = self.fe.chunk_frames
         for i in idx:

@@ -97,7 +97,8 @@ class ContrastiveSolver:
                                                             valid_groups=cfg.valid_groups)
         weights = [s.weight for s in cfg.data_sources()] if (cfg.sources or cfg.data) else None
         self.train_sampler = PairSampler(self.train_tracks, self.frontend, self.augment, source_weights=weights,
-                                         noise_db=cfg.noise_db, group_positive_p=cfg.group_positive_p)
+                                         noise_db=cfg.noise_db, group_positive_p=cfg.group_positive_p,
+                                         repeat_tracks=cfg.repeat_tracks)
         # validation pairs are always two versions of one track: the same yardstick whatever the run
         self.valid_sampler = (PairSampler(self.valid_tracks, self.frontend, self.augment, source_weights=weights,
                                           noise_db=cfg.noise_db) if len(self.valid_tracks) >= 2 else None)
@@ -259,6 +260,7 @@ class ContrastiveSolver:
                 "temperature": self.cfg.temperature,
                 "group_positive_p": self.cfg.group_positive_p,
                 "mask_group_negatives": self.cfg.mask_group_negatives,
+                "repeat_tracks": self.cfg.repeat_tracks,
                 "noise_db": self.cfg.noise_db,
                 "augment": self.augment.to_dict(),
                 "init_from": self.init_fingerprint,
