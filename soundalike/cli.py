@@ -351,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--threads", type=int, default=None, metavar="N",
                             help="CPU threads for the CNN and search (default: torch's choice)")
 
+    def excerpt(sp: argparse.ArgumentParser, what: str) -> None:
+        sp.add_argument("--offset", type=float, default=0.0, help=f"start of the excerpt of {what} to use, seconds")
+        sp.add_argument("--duration", type=float, default=None, help=f"length of the excerpt of {what}, seconds")
+
     sp = sub.add_parser("demo-corpus", help="render the demo corpus (music21 scores, General MIDI soundfont)",
                         description="Render works from music21's corpus to audio with tinysoundfont and the "
                                     "TimGM6mb General MIDI soundfont, in several instrumentations, and write "
@@ -398,8 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "confidence is below the threshold chosen on held-out data (at most 1% "
                                     "false matches on music that is not in the catalog).")
     sp.add_argument("clip", metavar="CLIP", help="audio file (3-10 s works best; longer files: use --duration)")
-    sp.add_argument("--offset", type=float, default=0.0, help="start of the excerpt of CLIP to use, seconds")
-    sp.add_argument("--duration", type=float, default=None, help="length of the excerpt of CLIP to use, seconds")
+    excerpt(sp, "CLIP")
     sp.add_argument("--top", type=int, default=1, help="also list the next candidates (default 1: the best only)")
     sp.add_argument("--fail-on-no-match", action="store_true", help="exit with status 1 when nothing matches")
     common(sp, catalog=True, threads=True)
@@ -419,8 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "audio file (embedded with the catalog's model) or a track id.")
     sp.add_argument("query", metavar="QUERY", help="audio file, or a track id from `soundalike info --tracks`")
     sp.add_argument("-k", type=int, default=10, help="how many tracks (default 10)")
-    sp.add_argument("--offset", type=float, default=0.0, help="start of the excerpt of QUERY to use, seconds")
-    sp.add_argument("--duration", type=float, default=None, help="length of the excerpt of QUERY, seconds")
+    excerpt(sp, "QUERY")
     common(sp, catalog=True, model=True, threads=True)
     sp.set_defaults(func=cmd_similar)
 

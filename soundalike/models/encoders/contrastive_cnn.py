@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soundalike.errors import ParameterError
+from soundalike.models.encoders.blocks import conv_blocks
 from soundalike.models.registry import register_encoder
 
 
@@ -31,18 +31,8 @@ class ContrastiveCNN(nn.Module):
     def __init__(self, config: Config | None = None) -> None:
         super().__init__()
         self.config = c = config or self.Config()
-        if len(c.channels) != len(c.pool) or not c.channels:
-            raise ParameterError("channels and pool need the same, non-zero length")
-        blocks: list[nn.Module] = []
-        cin = 1
-        for cout, pool in zip(c.channels, c.pool, strict=True):
-            layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-            if pool:
-                layers.append(nn.MaxPool2d(2))
-            blocks.append(nn.Sequential(*layers))
-            cin = cout
-        self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Linear(cin, c.embed_dim)
+        self.blocks = conv_blocks(c.channels, c.pool)
+        self.fc = nn.Linear(c.channels[-1], c.embed_dim)
 
     @property
     def embed_dim(self) -> int:

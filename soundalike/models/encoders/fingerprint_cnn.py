@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from soundalike.errors import ParameterError
+from soundalike.models.encoders.blocks import conv_blocks
 from soundalike.models.registry import register_encoder
 
 
@@ -36,21 +37,11 @@ class FingerprintCNN(nn.Module):
     def __init__(self, config: Config | None = None) -> None:
         super().__init__()
         self.config = c = config or self.Config()
-        if len(c.channels) != len(c.pool) or not c.channels:
-            raise ParameterError("channels and pool need the same, non-zero length")
-        blocks: list[nn.Module] = []
-        cin, bands = 1, c.n_mels
-        for cout, pool in zip(c.channels, c.pool, strict=True):
-            layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-            if pool:
-                layers.append(nn.MaxPool2d(2))
-                bands //= 2
-            blocks.append(nn.Sequential(*layers))
-            cin = cout
+        self.blocks = conv_blocks(c.channels, c.pool)
+        bands = c.n_mels // 2 ** sum(c.pool)
         if bands < 1:
             raise ParameterError(f"n_mels={c.n_mels} is too few for {sum(c.pool)} poolings")
-        self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Linear(cin * bands, c.embed_dim)
+        self.fc = nn.Linear(c.channels[-1] * bands, c.embed_dim)
 
     @property
     def embed_dim(self) -> int:
