@@ -257,3 +257,18 @@ def test_batches_larger_than_the_track_count_repeat_tracks_at_other_moments():
         by_track.setdefault(path, set()).add(f)
     assert max(len(v) for v in by_track.values()) >= 2  # one track gives two different moments
     assert len(by_track) == 3
+
+
+def test_view_cache_key_ignores_per_sample_settings(tmp_path):
+    from soundalike.augment import AugmentConfig
+    from soundalike.features.mel import FrontendConfig
+    from soundalike.train.data import _cache_key
+
+    f = tmp_path / "a.wav"
+    f.write_bytes(b"x" * 10)
+    fe = FrontendConfig()
+    base = _cache_key(f, fe, AugmentConfig(), 0, 600.0)
+    assert _cache_key(f, fe, AugmentConfig(noise_p=0.1, near_p=1.0, time_mask_p=0.0), 0, 600.0) == base
+    assert _cache_key(f, fe, AugmentConfig(pitch_p=0.1), 0, 600.0) != base  # views change
+    assert _cache_key(f, fe, AugmentConfig(noise_snr_db=(5.0, 10.0)), 0, 600.0) != base  # view noise uses it too
+    assert _cache_key(f, fe, AugmentConfig(), 1, 600.0) != base

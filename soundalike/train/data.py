@@ -94,10 +94,17 @@ def _group_of(row: dict[str, Any], key: str | None, path: str) -> str:
     return str(row.get("work") or row.get("group") or row.get("label") or path)
 
 
+#: AugmentConfig fields applied per sample, not baked into the cached views: changing them
+#: must not invalidate the cache.
+PER_SAMPLE_AUGMENT = ("near_p", "jitter_frames", "noise_p", "time_mask_p", "time_mask_frames", "freq_mask_p",
+                      "freq_mask_bins")
+
+
 def _cache_key(path: Path, frontend: FrontendConfig, augment: AugmentConfig, seed: int, max_seconds: float) -> str:
     st = path.stat()
-    raw = json.dumps([str(path), st.st_size, int(st.st_mtime), frontend.to_dict(), augment.to_dict(), seed,
-                      max_seconds, 2], sort_keys=True, default=str)
+    views = {k: v for k, v in augment.to_dict().items() if k not in PER_SAMPLE_AUGMENT}
+    raw = json.dumps([str(path), st.st_size, int(st.st_mtime), frontend.to_dict(), views, seed,
+                      max_seconds, 3], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
