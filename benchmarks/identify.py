@@ -111,6 +111,7 @@ def main() -> int:
         content_groups,
         is_hit,
         make_queries,
+        take_groups,
         top_candidates,
     )
     from soundalike.fingerprint.index import BinaryIndex
@@ -139,11 +140,7 @@ def main() -> int:
     # 'enhanced' version), so no "outside" excerpt is truly inside
     groups = content_groups(all_codes, bits=fp.bits)
     n_out = min(args.out_tracks, len(waves) // 3)
-    outside: list[int] = []
-    for g in dict.fromkeys(groups):
-        if len(outside) >= n_out:
-            break
-        outside += [i for i, x in enumerate(groups) if x == g]
+    outside = take_groups(groups, list(dict.fromkeys(groups)), n_out)
     inside = [i for i in range(len(waves)) if i not in set(outside)]
     hours = sum(len(waves[i]) for i in inside) / sr / 3600
     codes = {i: all_codes[i] for i in inside}

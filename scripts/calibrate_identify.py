@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_calibration,
         is_hit,
         make_queries,
+        take_groups,
         top_candidates,
     )
     from soundalike.fingerprint.index import BinaryIndex
@@ -79,13 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     groups = content_groups(codes, bits=fp.bits)
     rng = np.random.default_rng(args.seed)
     gids = sorted(set(groups))
-    gids = [gids[i] for i in rng.permutation(len(gids))]
-    inside: list[int] = []
-    for g in gids:
-        if len(inside) >= len(waves) // 2:
-            break
-        inside += [i for i, x in enumerate(groups) if x == g]
-    inside = sorted(inside)
+    inside = sorted(take_groups(groups, [gids[i] for i in rng.permutation(len(gids))], len(waves) // 2))
     outside = sorted(set(range(len(waves))) - set(inside))
     index = BinaryIndex.build(fp.bits, [(i, codes[i], fp.hop_seconds) for i in inside])
     q_in = make_queries([waves[i] for i in inside], args.sample_rate, per_condition=args.per_condition,

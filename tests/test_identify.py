@@ -14,7 +14,7 @@ from soundalike.audio import save
 from soundalike.augment import waveform as W
 from soundalike.errors import CatalogError, ModelError, ParameterError
 from soundalike.fingerprint import hamming, load_fingerprinter, pack_codes, vote
-from soundalike.fingerprint.evaluate import fit_calibration
+from soundalike.fingerprint.evaluate import fit_calibration, take_groups
 from soundalike.fingerprint.index import BinaryIndex
 from soundalike.fingerprint.match import Candidate, refine
 from soundalike.testing import synth_track, write_tracks
@@ -80,6 +80,28 @@ def test_binary_index_rows_and_track_codes():
     assert index.times[-1] == pytest.approx(0.5)
     with pytest.raises(ParameterError):
         index.add(6, np.zeros((2, 8), np.uint8), 0.5)
+
+
+def test_row_weights_are_computed_once_per_row():
+    rng = np.random.default_rng(4)
+    codes, index = _random_index(rng, n_tracks=2, n_windows=5)
+    seen: list[int] = []
+
+    def weight(c):
+        seen.extend(c[:, 0].tolist())
+        return c[:, 0].astype(np.float64)
+
+    rows = np.array([1, 3, 3, 7])
+    np.testing.assert_array_equal(index.row_weights(rows, weight), index.codes[rows, 0])
+    np.testing.assert_array_equal(index.row_weights(index.track_rows(11), weight), codes[1][:, 0])
+    assert len(seen) == 3 + 4  # rows 1, 3, 7, then the 4 rows of track 11 not yet computed
+    np.testing.assert_array_equal(index.track_rows(11), np.arange(5, 10))
+
+
+def test_take_groups_keeps_groups_whole():
+    groups = [0, 1, 0, 2, 1, 3]
+    assert take_groups(groups, [1, 0, 2, 3], 3) == [1, 4, 0, 2]  # group 1, then group 0: 4 >= 3 tracks
+    assert take_groups(groups, [3, 2], 1) == [5]
 
 
 def test_calibration_threshold_allows_at_most_one_percent():

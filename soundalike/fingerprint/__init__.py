@@ -6,7 +6,6 @@ Heavy modules (torch, faiss) load on first use.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from soundalike.fingerprint.codes import hamming, pack_codes
@@ -29,7 +28,7 @@ def load_fingerprinter(model: Any = None, **kwargs: Any) -> Any:
     if isinstance(model, Fingerprinter):
         return model
     enc = model if isinstance(model, AudioEncoder) else load_encoder(
-        DEFAULT_FINGERPRINT_MODEL if model in (None, "default") else str(model) if isinstance(model, Path) else model)
+        DEFAULT_FINGERPRINT_MODEL if model in (None, "default") else model)
     if enc.encoder not in FINGERPRINT_ENCODERS:
         raise ModelError(f"model {enc.name!r} is a {enc.encoder!r} encoder, not a fingerprint model "
                          f"({', '.join(FINGERPRINT_ENCODERS)}); use {DEFAULT_FINGERPRINT_MODEL!r} or train one with "

@@ -173,3 +173,14 @@ def content_groups(codes: Sequence[np.ndarray], *, bits: int, max_distance: int 
             if n >= min_fraction * len(c):
                 parent[find(i)] = find(t)
     return [find(i) for i in range(len(codes))]
+
+
+def take_groups(groups: Sequence[int], order: Sequence[int], n: int) -> list[int]:
+    """Track indices of whole groups (from :func:`content_groups`), taken in ``order`` until at least
+    ``n`` tracks are in: one side of a split that never parts two tracks sharing audio."""
+    taken: list[int] = []
+    for g in order:
+        if len(taken) >= n:
+            break
+        taken += [i for i, x in enumerate(groups) if x == g]
+    return taken

@@ -172,13 +172,13 @@ class Fingerprinter:
         d, rows = index.search(codes, self.k)
         hw = np.zeros(rows.shape, np.float64)
         ok = rows >= 0
-        hw[ok] = self.hub_weights(index.codes[rows[ok]])
+        hw[ok] = index.row_weights(rows[ok], self.hub_weights)
         cands = vote(d, rows, index.track_ids, index.times, times, bits=self.bits,
                      bin_seconds=self.hop_seconds, top=max(2 * top, 8), per_track=False, hit_weights=hw)
         for c in cands:  # exact alignment: the offset to ~20 ms, and a score that tells near-repeats apart
-            tc = index.track_codes(c.track_id)
-            off, sim = refine(c, codes, times, tc, bits=self.bits, hop_seconds=self.hop_seconds,
-                              window_weights=self.hub_weights(tc))
+            tr = index.track_rows(c.track_id)
+            off, sim = refine(c, codes, times, index.codes[tr], bits=self.bits, hop_seconds=self.hop_seconds,
+                              window_weights=index.row_weights(tr, self.hub_weights))
             c.offset, c.score = off, 0.5 * (c.score + max(sim, 0.0))
         # an excerpt cannot start well before its track (a little: silence or a fade-in cut differently)
         cands = [c for c in cands if c.offset >= -2 * self.hop_seconds]

@@ -8,6 +8,7 @@ per million windows), so no second copy sits on disk.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ class BinaryIndex:
         self.times = np.zeros(0, np.float32)
         self.codes = np.zeros((0, bits // 8), np.uint8)  # a copy for exact re-scoring (16 B per window)
         self._rows: dict[int, tuple[int, int]] | None = None
+        self._weights: np.ndarray | None = None  # per-row cache for :meth:`row_weights`
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -45,6 +47,7 @@ class BinaryIndex:
         self.times = np.concatenate([self.times, np.arange(len(codes), dtype=np.float32) * np.float32(hop_seconds)])
         self.codes = np.concatenate([self.codes, codes])
         self._rows = None
+        self._weights = None
 
     @classmethod
     def build(cls, bits: int, tracks: list[tuple[int, np.ndarray, float]]) -> BinaryIndex:
@@ -58,8 +61,8 @@ class BinaryIndex:
             bi.times = np.concatenate([np.arange(len(c), dtype=np.float32) * np.float32(h) for _, c, h in tracks])
         return bi
 
-    def track_codes(self, track_id: int) -> np.ndarray:
-        """The codes of one track's windows, in time order (empty if the track is not indexed)."""
+    def track_rows(self, track_id: int) -> np.ndarray:
+        """The rows of one track's windows, in time order (empty if the track is not indexed)."""
         if self._rows is None:
             rows: dict[int, tuple[int, int]] = {}
             if len(self.track_ids):
@@ -70,7 +73,22 @@ class BinaryIndex:
                     rows[int(self.track_ids[a])] = (a, b)
             self._rows = rows
         a, b = self._rows.get(int(track_id), (0, 0))
-        return self.codes[a:b]
+        return np.arange(a, b)
+
+    def track_codes(self, track_id: int) -> np.ndarray:
+        """The codes of one track's windows, in time order (empty if the track is not indexed)."""
+        return self.codes[self.track_rows(track_id)]
+
+    def row_weights(self, rows: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """``compute(codes)`` for the given rows, each row computed once for the life of this index
+        (the weights of the windows that queries hit, or of the tracks they re-score, repeat)."""
+        if self._weights is None:
+            self._weights = np.full(len(self), np.nan)
+        rows = np.asarray(rows, np.int64)
+        todo = np.unique(rows[np.isnan(self._weights[rows])])
+        if len(todo):
+            self._weights[todo] = compute(self.codes[todo])
+        return self._weights[rows]
 
     def search(self, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """codes uint8 [shape=(q, bits / 8)] -> (Hamming distances [shape=(q, k)], rows [shape=(q, k)]; -1 pads)."""

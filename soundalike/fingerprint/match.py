@@ -69,33 +69,6 @@ def refine(cand: Candidate, query_codes: np.ndarray, query_times: np.ndarray, tr
     return float(np.mean(np.asarray(trials)[top])), float(s.max())
 
 
-def background(query_codes: np.ndarray, query_times: np.ndarray, track_codes: np.ndarray, offset: float, *,
-               bits: int, hop_seconds: float, min_shift: float = 3.0, step: float = 1.5, count: int = 16,
-               tolerance: float = 0.05) -> float:
-    """Median aligned similarity of the query to the *same* track at offsets ``min_shift`` s and more
-    away from ``offset``: what the track gives any query. A steady texture (wind, a drone) matches
-    everywhere and has a high background; music matches at one place only."""
-    n = len(track_codes)
-    dur = n * hop_seconds
-    shifts = [s for k in range(1, count + 1) for s in (min_shift + (k - 1) * step, -(min_shift + (k - 1) * step))]
-    t = np.asarray(query_times, np.float64)
-    sims: list[float] = []
-    for sh in shifts:
-        o = offset + sh
-        if o < 0 or o > dur - (t[-1] if len(t) else 0.0):
-            continue
-        pos = (o + t) / hop_seconds
-        j = np.round(pos).astype(np.int64)
-        m = (np.abs(pos - j) * hop_seconds <= max(tolerance, hop_seconds / 2)) & (j >= 0) & (j < n)
-        if not m.any():
-            continue
-        d = np.unpackbits(np.bitwise_xor(query_codes[m], track_codes[j[m]]), axis=1).sum(axis=1)
-        sims.append(float(np.mean(1.0 - d / (bits / 2.0))))
-        if len(sims) >= count:
-            break
-    return float(np.median(sims)) if sims else 0.0
-
-
 def vote(distances: np.ndarray, rows: np.ndarray, track_ids: np.ndarray, times: np.ndarray,
          query_times: np.ndarray, *, bits: int, bin_seconds: float = 0.5, top: int = 5,
          per_track: bool = True, hit_weights: np.ndarray | None = None) -> list[Candidate]:
