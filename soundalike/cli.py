@@ -331,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="soundalike",
         description="Find music that sounds alike: index audio into a catalog of CNN embeddings, then ask "
-                    "which tracks sound most like a file or a track.",
+                    "which tracks sound most like a file or a track, or which track (and where) a short, degraded "
+                    "excerpt comes from.",
         epilog="Start with: soundalike demo-corpus demo/corpus && soundalike index demo/corpus/audio "
                "--catalog demo/catalog --manifest demo/corpus/manifest.jsonl && soundalike similar 1 --catalog demo/catalog",
     )
