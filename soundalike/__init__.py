@@ -7,6 +7,7 @@ Public API (heavy modules load on first use)::
     cat.add(["music/"])
     cat.similar("query.mp3", k=10)
     cat.identify("clip.wav").match   # track + offset, or None: "no match"
+    cat.similar("query.mp3", hash=True)  # by Hamming distance of hash codes (index with a hash model)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
     from soundalike.fingerprint import load_fingerprinter
+    from soundalike.hashing.coder import load_hasher
     from soundalike.index.catalog import Catalog
     from soundalike.inference.embed import embed
     from soundalike.models.factory import create_encoder, load_encoder
@@ -36,6 +38,7 @@ _LAZY = {
     "load_encoder": ("soundalike.models.factory", "load_encoder"),
     "create_encoder": ("soundalike.models.factory", "create_encoder"),
     "load_fingerprinter": ("soundalike.fingerprint", "load_fingerprinter"),
+    "load_hasher": ("soundalike.hashing.coder", "load_hasher"),
 }
 
 
@@ -61,4 +64,5 @@ __all__ = [
     "embed",
     "load_encoder",
     "load_fingerprinter",
+    "load_hasher",
 ]

@@ -90,14 +90,24 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     _threads(args)
     cat_path = _catalog_arg(args)
+    hashed = 0
     if Catalog.exists(cat_path):
         catalog = Catalog.open(cat_path, model=args.model)
+        if args.hash_model:  # start keeping codes (or check they are this model's) before adding tracks
+            try:
+                hashed = catalog.enable_hash_codes(args.hash_model, rebuild=args.rebuild_hash,
+                                                   max_duration=args.max_duration, progress=_progress(args)).hashed
+            except BaseException:
+                catalog.close()
+                raise
     else:
         catalog = Catalog.create(cat_path, model=args.model,
-                                 fingerprint_model=None if args.no_fingerprints else (args.fingerprint_model or "default"))
+                                 fingerprint_model=None if args.no_fingerprints else (args.fingerprint_model or "default"),
+                                 hash_model=args.hash_model)
     with catalog:
         rep = catalog.add(args.paths, manifest=args.manifest, prune=args.prune,
                           max_duration=args.max_duration, progress=_progress(args))
+        rep.hashed += hashed
         d = rep.to_dict()
         d["catalog"] = str(catalog.root)
         d["tracks"] = len(catalog)
@@ -111,6 +121,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                       f"({rep.x_realtime:.0f}x realtime)")
             if rep.fingerprinted:
                 print(f"fingerprinted {rep.fingerprinted} tracks that had no fingerprints")
+            if rep.hashed:
+                print(f"hash codes for {rep.hashed} tracks")
             for path, reason in rep.failed:
                 print(f"  failed: {path}: {reason}", file=sys.stderr)
 
@@ -123,16 +135,18 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
     _threads(args)
     with Catalog.open(_catalog_arg(args), model=args.model) as catalog:
-        matches = catalog.similar(args.query, k=args.k, offset=args.offset, duration=args.duration)
+        matches = catalog.similar(args.query, k=args.k, offset=args.offset, duration=args.duration, hash=args.hash)
         payload = {"query": args.query, "catalog": str(catalog.root), "k": args.k,
-                   "matches": [m.to_dict() for m in matches]}
+                   "ranking": "hamming" if args.hash else "cosine", "matches": [m.to_dict() for m in matches]}
 
         def text() -> None:
-            print(f"tracks most similar to {args.query}:")
+            how = f" (bits that differ between {catalog.hasher.bits}-bit hash codes)" if args.hash else ""
+            print(f"tracks most similar to {args.query}{how}:")
             for m in matches:
                 coll = m.track.labels.get("collection")
                 extra = f"  [{coll}/{m.track.labels.get('ensemble')}]" if coll else ""
-                print(f"{m.rank:3d}. {m.score:6.3f}  #{m.track.id:<5d} {m.track.display_name}{extra}")
+                score = f"{m.hamming:3d} off" if m.hamming is not None else f"{m.score:6.3f}"
+                print(f"{m.rank:3d}. {score}  #{m.track.id:<5d} {m.track.display_name}{extra}")
 
         _emit(args, payload, text)
     return 0
@@ -216,6 +230,9 @@ def cmd_info(args: argparse.Namespace) -> int:
                       f"{fpi['tracks']} tracks, {fpi['windows']} windows, {fpi['bytes_per_hour'] / 1000:.0f} KB per hour")
             else:
                 print("fingerprints none (`soundalike fingerprints` adds them; `identify` needs them)")
+            hci = d.get("hash_codes")
+            if hci:
+                print(f"hash codes   {hci['model']} ({hci['bits']} bits per track): {hci['tracks']} tracks")
             print(f"on disk      {d['disk_bytes'] / 1e6:.1f} MB")
             for key, counts in d["labels"].items():
                 top = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:8])
@@ -393,6 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "fingerprint_cnn-music)")
     sp.add_argument("--no-fingerprints", action="store_true",
                     help="a new catalog keeps no fingerprints (smaller, faster; `identify` will not work)")
+    sp.add_argument("--hash-model", metavar="NAME|PATH",
+                    help="also keep this hash model's binary code per track, for `similar --hash` "
+                         "(e.g. the shipped hash_cnn-music; 'default' names it)")
+    sp.add_argument("--rebuild-hash", action="store_true",
+                    help="replace the hash codes of another hash model with --hash-model's")
     common(sp, catalog=True, model=True, threads=True)
     sp.set_defaults(func=cmd_index)
 
@@ -420,9 +442,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("similar", help="the tracks that sound most like a file or a catalog track",
                         description="Rank catalog tracks by cosine similarity of song embeddings to QUERY: an "
-                                    "audio file (embedded with the catalog's model) or a track id.")
+                                    "audio file (embedded with the catalog's model) or a track id. With --hash, "
+                                    "rank by Hamming distance of compact binary codes instead (a catalog indexed "
+                                    "with --hash-model).")
     sp.add_argument("query", metavar="QUERY", help="audio file, or a track id from `soundalike info --tracks`")
     sp.add_argument("-k", type=int, default=10, help="how many tracks (default 10)")
+    sp.add_argument("--hash", action="store_true",
+                    help="search the catalog's hash codes (FAISS binary index) instead of its embeddings")
     excerpt(sp, "QUERY")
     common(sp, catalog=True, model=True, threads=True)
     sp.set_defaults(func=cmd_similar)

@@ -168,3 +168,32 @@ def test_killed_index_run_resumes_without_loss_or_duplicates(tmp_path):
         assert len(cat._vector_index()) == 24
         q = music / "track_050.wav"
         assert cat.similar(q, k=1)[0].track.path == str(q.resolve())
+
+
+@pytest.mark.parametrize("version, dropped", [(1, ("fingerprints", "hash_codes")), (2, ("hash_codes",))])
+def test_older_catalog_schemas_are_upgraded_in_place(tmp_path, version, dropped):
+    """A version-1 catalog (no fingerprints) or version-2 (no hash codes) opens as the current schema and can
+    then gain the missing codes; its tracks are kept."""
+    from soundalike.hashing.data import HASH_FRONTEND
+    from soundalike.hashing.train import hash_model
+    from soundalike.index.catalog import SCHEMA_VERSION
+    from soundalike.models.encoders.hash_cnn import HashCNN
+
+    folder = tmp_path / "music"
+    write_tracks(folder, [50], duration=12.0)
+    cat = Catalog.create(tmp_path / "cat", fingerprint_model=None)
+    cat.add([folder])
+    for table in dropped:
+        cat._conn.execute(f"DROP TABLE {table}")
+    cat._conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    cat.close()
+    tiny = HashCNN(HashCNN.Config(width=1 / 32, n_classes=2, step_dim=16, hidden=32, bits=16)).eval()
+    model = hash_model(tiny, name="tiny", label_names=("a", "b"), frontend=HASH_FRONTEND).save(tmp_path / "h")
+    cat = Catalog.open(tmp_path / "cat")
+    try:
+        assert SCHEMA_VERSION == 3 and cat.info()["schema_version"] == 3 and len(cat) == 1
+        if "fingerprints" in dropped:
+            assert cat.enable_fingerprints().fingerprinted == 1
+        assert cat.enable_hash_codes(model).hashed == 1
+    finally:
+        cat.close()

@@ -234,22 +234,6 @@ def test_catalog_without_fingerprints_can_add_them(tmp_path):
         cat.close()
 
 
-def test_version_1_catalog_is_upgraded(tmp_path):
-    folder = tmp_path / "music"
-    write_tracks(folder, [50], duration=12.0)
-    cat = Catalog.create(tmp_path / "cat", fingerprint_model=None)
-    cat.add([folder])
-    cat._conn.execute("DROP TABLE fingerprints")
-    cat._conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    cat.close()
-    cat = Catalog.open(tmp_path / "cat")
-    try:
-        assert len(cat) == 1 and cat.info()["schema_version"] == 2
-        assert cat.enable_fingerprints().fingerprinted == 1
-    finally:
-        cat.close()
-
-
 def test_cli_identify_json(fp_catalog, tmp_path):
     cat, folder = fp_catalog
     clip = save(tmp_path / "clip.wav", synth_track(23, duration=30.0)[11 * SR : 16 * SR], SR)

@@ -29,9 +29,13 @@ def test_every_encoder_forward_backward_nan_shape(name):
     z = net(x)
     assert z.shape == (6, enc.embed_dim)
     assert torch.isfinite(z).all()
-    np.testing.assert_allclose(z.norm(dim=1).detach().numpy(), 1.0, atol=1e-5)
+    if getattr(net, "unit_norm", True):
+        np.testing.assert_allclose(z.norm(dim=1).detach().numpy(), 1.0, atol=1e-5)
+    else:  # relaxed hash codes: tanh outputs whose signs are the bits
+        assert float(z.detach().abs().max()) < 1.0
     (z[:, 0].sum() - z[:, 1].sum()).backward()
-    grads = [p.grad for p in net.parameters() if p.requires_grad]
+    train_only = tuple(f"{m}." for m in getattr(net, "training_only_modules", ()))  # heads used only by the loss
+    grads = [p.grad for n, p in net.named_parameters() if p.requires_grad and not n.startswith(train_only)]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert sum(float(g.abs().sum()) for g in grads) > 0
     net.eval()

@@ -18,11 +18,23 @@ def pack_codes(embeddings: np.ndarray) -> np.ndarray:
     return np.packbits(x > 0, axis=1)
 
 
-def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def unpack_codes(codes: np.ndarray, bits: int | None = None) -> np.ndarray:
+    """Packed codes uint8 [shape=(n, B)] -> signs float32 [shape=(n, bits)] of +-1 (inverse of :func:`pack_codes`)."""
+    c = np.atleast_2d(np.asarray(codes, dtype=np.uint8))
+    return np.unpackbits(c, axis=1, count=bits).astype(np.float32) * 2 - 1
+
+
+def hamming(a: np.ndarray, b: np.ndarray, *, block: int = 256) -> np.ndarray:
     """Bit differences between packed codes a [shape=(n, B)] and b [shape=(m, B)] -> int [shape=(n, m)]."""
     a = np.atleast_2d(np.asarray(a, dtype=np.uint8))
     b = np.atleast_2d(np.asarray(b, dtype=np.uint8))
     if a.shape[1] != b.shape[1]:
         raise ParameterError(f"codes of {a.shape[1]} and {b.shape[1]} bytes cannot be compared")
-    x = np.bitwise_xor(a[:, None, :], b[None, :, :])
-    return np.unpackbits(x, axis=2).sum(axis=2).astype(np.int32)
+    out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)
+    for i in range(0, a.shape[0], block):  # bounded memory: block x m x B bytes at a time
+        x = np.bitwise_xor(a[i : i + block, None, :], b[None, :, :])
+        out[i : i + block] = _POPCOUNT[x].sum(axis=2, dtype=np.int32)
+    return out

@@ -42,7 +42,7 @@ from soundalike.errors import (
 )
 from soundalike.index.vectors import VectorIndex
 
-SCHEMA_VERSION = 2  # 2: fingerprints table (a version-1 catalog is upgraded in place on open)
+SCHEMA_VERSION = 3  # 2: fingerprints table; 3: hash_codes table (older catalogs are upgraded in place on open)
 DB_NAME = "catalog.sqlite"
 VECTORS_NAME = "vectors.faiss"
 DEFAULT_MAX_DURATION = 3600.0  # seconds; longer files are refused unless raised
@@ -71,6 +71,10 @@ CREATE TABLE IF NOT EXISTS fingerprints (
     n INTEGER NOT NULL,
     hop REAL NOT NULL,
     codes BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hash_codes (
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    code BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS failures (
     path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, reason TEXT NOT NULL, at REAL NOT NULL
@@ -109,11 +113,13 @@ class Match:
     """One answer to a similarity query."""
 
     rank: int
-    score: float  # cosine similarity of song embeddings, in [-1, 1]
+    score: float  # cosine similarity of song embeddings in [-1, 1]; with hash codes, 1 - hamming / bits
     track: Track
+    hamming: int | None = None  # differing bits, for a search over hash codes
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rank": self.rank, "score": round(float(self.score), 6), **self.track.to_dict()}
+        extra = {} if self.hamming is None else {"hamming": int(self.hamming)}
+        return {"rank": self.rank, "score": round(float(self.score), 6), **extra, **self.track.to_dict()}
 
 
 @dataclass
@@ -126,6 +132,7 @@ class IndexReport:
     duplicates: int = 0  # same content as a track already embedded: embeddings copied
     pruned: int = 0
     fingerprinted: int = 0  # tracks already in the catalog that got their missing fingerprints
+    hashed: int = 0  # tracks that got their hash code (catalogs made with a hash model)
     failed: list[tuple[str, str]] = field(default_factory=list)
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -145,6 +152,12 @@ def _fingerprint_meta(fp: Any) -> dict[str, str]:
     enc = fp.encoder
     return {"fp_model_fingerprint": enc.fingerprint, "fp_model_ref": str(enc.source), "fp_model_name": enc.name,
             "fp_bits": str(fp.bits), "fp_hop": repr(fp.hop_seconds)}
+
+
+def _hash_meta(hasher: Any) -> dict[str, str]:
+    enc = hasher.encoder
+    return {"hash_model_fingerprint": enc.fingerprint, "hash_model_ref": str(enc.source), "hash_model_name": enc.name,
+            "hash_bits": str(hasher.bits)}
 
 
 def file_sha256(path: str | Path, *, block: int = 1 << 20) -> str:
@@ -209,6 +222,9 @@ class Catalog:
         self._fingerprinter: Any = None
         self._binary: Any = None
         self._binary_generation = -1
+        self._hasher: Any = None
+        self._hash_index: Any = None
+        self._hash_generation = -1
 
     # ------------------------------------------------------------ open/create
     @staticmethod
@@ -225,11 +241,14 @@ class Catalog:
 
     @classmethod
     def create(cls, path: str | Path, *, model: Any = None, fingerprint_model: Any = "default",
-               exist_ok: bool = False) -> Catalog:
+               hash_model: Any = None, exist_ok: bool = False) -> Catalog:
         """Make a new, empty catalog at ``path`` bound to ``model`` (default: the shipped model).
 
         ``fingerprint_model`` (default: the shipped fingerprint model; ``None``:
         no fingerprints) is the encoder whose binary codes ``identify`` matches.
+        ``hash_model`` (default ``None``: none; ``"default"``: the shipped
+        hash_cnn-music) gives every track a compact binary code for
+        ``similar(..., hash=True)``.
         """
         from soundalike.models.checkpoint import AudioEncoder
         from soundalike.models.factory import load_encoder
@@ -249,6 +268,11 @@ class Catalog:
             from soundalike.fingerprint import load_fingerprinter
 
             fp = load_fingerprinter(None if fingerprint_model == "default" else fingerprint_model)
+        hasher = None
+        if hash_model is not None:
+            from soundalike.hashing.coder import load_hasher
+
+            hasher = load_hasher(hash_model)
         root.mkdir(parents=True, exist_ok=True)
         conn = cls._connect(root / DB_NAME)
         for stmt in _SCHEMA.strip().split(";"):
@@ -267,11 +291,14 @@ class Catalog:
         }
         if fp is not None:
             meta.update(_fingerprint_meta(fp))
+        if hasher is not None:
+            meta.update(_hash_meta(hasher))
         conn.execute("BEGIN")
         conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
         conn.execute("COMMIT")
         cat = cls(root, conn, enc)
         cat._fingerprinter = fp
+        cat._hasher = hasher
         return cat
 
     @classmethod
@@ -292,7 +319,7 @@ class Catalog:
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"{db} is not a readable catalog database ({exc})") from exc
         version = int(meta.get("schema_version", "0"))
-        if version == 1:  # add the fingerprints table; `soundalike index` fills it
+        if version in (1, 2):  # add the fingerprints / hash_codes tables; nothing is filled until asked
             conn.execute("BEGIN IMMEDIATE")
             for stmt in _SCHEMA.strip().split(";"):
                 if stmt.strip():
@@ -390,6 +417,7 @@ class Catalog:
                     " genre=?, tags=?, labels=?, n_chunks=?, chunk_hop=?, chunk_emb=?, song_emb=?, added_at=?"
                     " WHERE id=?", (*row, existing_id))
                 self._conn.execute("DELETE FROM fingerprints WHERE track_id = ?", (existing_id,))
+                self._conn.execute("DELETE FROM hash_codes WHERE track_id = ?", (existing_id,))
             if codes is not None:
                 self._put_codes(existing_id, codes)
             self._conn.execute("DELETE FROM failures WHERE path = ?", (path,))
@@ -414,8 +442,11 @@ class Catalog:
             cur = self._conn.execute(f"INSERT INTO tracks(path, size, mtime_ns, {cols}, added_at)"
                                      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                      (path, st.st_size, st.st_mtime_ns, *src, time.time()))
+            new_id = int(cur.lastrowid or 0)
             self._conn.execute("INSERT INTO fingerprints(track_id, n, hop, codes) SELECT ?, n, hop, codes"
-                               " FROM fingerprints WHERE track_id = ?", (int(cur.lastrowid or 0), src_id))
+                               " FROM fingerprints WHERE track_id = ?", (new_id, src_id))
+            self._conn.execute("INSERT INTO hash_codes(track_id, code) SELECT ?, code FROM hash_codes"
+                               " WHERE track_id = ?", (new_id, src_id))
             self._conn.execute("DELETE FROM failures WHERE path = ?", (path,))
             self._bump_generation()
             self._conn.execute("COMMIT")
@@ -430,34 +461,52 @@ class Catalog:
         self._conn.execute("INSERT OR REPLACE INTO fingerprints(track_id, n, hop, codes) VALUES (?,?,?,?)",
                            (int(track_id), int(len(c)), float(fp.hop_seconds), c.tobytes()))
 
-    def _fill_fingerprints(self, report: IndexReport, max_duration: float | None, progress: Any) -> None:
-        """Fingerprint tracks that have none (a catalog from before fingerprints, or an interrupted run)."""
+    def _fill_missing(self, table: str, desc: str, sample_rate: int, compute: Callable[[np.ndarray], Any],
+                      put: Callable[[int, Any], None], report: IndexReport, counter: str,
+                      max_duration: float | None, progress: Any) -> None:
+        """Compute ``table``'s row for every track that has none (a catalog from before that table was kept,
+        or an interrupted run); one transaction per track, so an interruption loses nothing done."""
         from soundalike.audio.io import decode
 
-        fp = self.fingerprinter
-        rows = self._conn.execute("SELECT t.id, t.path FROM tracks t LEFT JOIN fingerprints f ON f.track_id = t.id"
+        rows = self._conn.execute(f"SELECT t.id, t.path FROM tracks t LEFT JOIN {table} f ON f.track_id = t.id"
                                   " WHERE f.track_id IS NULL ORDER BY t.id").fetchall()
         it: Any = rows
         if progress is True and rows:
             from tqdm import tqdm
 
-            it = tqdm(rows, unit="track", desc="fingerprinting", dynamic_ncols=True)
+            it = tqdm(rows, unit="track", desc=desc, dynamic_ncols=True)
         for tid, path in it:
             try:
-                audio = decode(path, sr=fp.sample_rate, max_duration=max_duration)
+                audio = decode(path, sr=sample_rate, max_duration=max_duration)
             except (AudioDecodeError, OSError) as exc:
-                report.failed.append((path, f"cannot fingerprint: {exc}"))
+                report.failed.append((path, f"{desc}: {exc}"))
                 continue
-            codes = fp.track_codes(audio.samples, audio.sr)
+            value = compute(audio.samples)
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._put_codes(tid, codes)
+                put(tid, value)
                 self._bump_generation()
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            report.fingerprinted += 1
+            setattr(report, counter, getattr(report, counter) + 1)
+
+    def _fill_fingerprints(self, report: IndexReport, max_duration: float | None, progress: Any) -> None:
+        fp = self.fingerprinter
+        self._fill_missing("fingerprints", "fingerprinting", fp.sample_rate,
+                           lambda y: fp.track_codes(y, fp.sample_rate), self._put_codes, report, "fingerprinted",
+                           max_duration, progress)
+
+    def _put_hash_code(self, track_id: int, code: np.ndarray) -> None:
+        """Inside a transaction: store one track's hash code."""
+        self._conn.execute("INSERT OR REPLACE INTO hash_codes(track_id, code) VALUES (?, ?)",
+                           (int(track_id), np.ascontiguousarray(code, dtype=np.uint8).tobytes()))
+
+    def _fill_hash_codes(self, report: IndexReport, max_duration: float | None, progress: Any) -> None:
+        h = self.hasher
+        self._fill_missing("hash_codes", "hashing", h.sample_rate, h.code, self._put_hash_code, report, "hashed",
+                           max_duration, progress)
 
     def _record_failure(self, path: str, st: os.stat_result | None, reason: str) -> None:
         self._conn.execute("INSERT OR REPLACE INTO failures(path, size, mtime_ns, reason, at) VALUES (?,?,?,?,?)",
@@ -563,6 +612,8 @@ class Catalog:
                 report.pruned = self._prune(roots)
             if fp is not None:
                 self._fill_fingerprints(report, max_duration, progress)
+            if self.has_hash_codes:
+                self._fill_hash_codes(report, max_duration, progress)
             self._index = None
             self._vector_index()  # rebuild and save now, not at the first query
         report.wall_seconds = time.perf_counter() - t0
@@ -663,20 +714,49 @@ class Catalog:
                                    f"`soundalike fingerprints --catalog {self.root}` adds them")
             from soundalike.fingerprint import load_fingerprinter
 
-            ref = self._meta("fp_model_ref")
-            try:
-                fp = load_fingerprinter(ref)
-            except ModelError as exc:
-                raise CatalogError(f"catalog {self.root} was fingerprinted with model {ref!r}, which cannot be "
-                                   f"loaded ({exc})") from exc
-            if fp.encoder.fingerprint != self._meta("fp_model_fingerprint"):
-                raise CatalogMismatchError(
-                    f"catalog {self.root} was fingerprinted by {self._meta('fp_model_name')!r} (fingerprint "
-                    f"{self._meta('fp_model_fingerprint')}), but {ref!r} now loads a different model "
-                    f"({fp.encoder.fingerprint}); rebuild the fingerprints with "
-                    f"`soundalike fingerprints --catalog {self.root} --rebuild`")
-            self._fingerprinter = fp
+            self._fingerprinter = self._load_side_model(
+                "fp", "fingerprinted", load_fingerprinter,
+                f"rebuild the fingerprints with `soundalike fingerprints --catalog {self.root} --rebuild`")
         return self._fingerprinter
+
+    def _load_side_model(self, prefix: str, verb: str, load: Callable[[str], Any], rebuild_hint: str) -> Any:
+        """Load the model named by the ``{prefix}_model_*`` meta (a fingerprinter or a hasher: anything with
+        an ``.encoder``) and check it is the one that filled the catalog."""
+        ref = self._meta(f"{prefix}_model_ref")
+        try:
+            obj = load(ref)
+        except ModelError as exc:
+            raise CatalogError(f"catalog {self.root} was {verb} with model {ref!r}, which cannot be "
+                               f"loaded ({exc})") from exc
+        want = self._meta(f"{prefix}_model_fingerprint")
+        if obj.encoder.fingerprint != want:
+            raise CatalogMismatchError(
+                f"catalog {self.root} was {verb} by {self._meta(f'{prefix}_model_name')!r} (fingerprint {want}), "
+                f"but {ref!r} now loads a different model ({obj.encoder.fingerprint}); {rebuild_hint}")
+        return obj
+
+    def _switch_side_model(self, prefix: str, table: str, what: str, encoder: Any, meta: dict[str, str],
+                           rebuild: bool, flag: str) -> None:
+        """Under the write lock: make ``encoder`` the catalog's ``{prefix}`` model; rows of ``table`` made by
+        another model are dropped only with ``rebuild`` (else CatalogMismatchError, nothing changed)."""
+        key = f"{prefix}_model_fingerprint"
+        has = self._conn.execute("SELECT 1 FROM meta WHERE key = ?", (key,)).fetchone() is not None
+        same = has and self._meta(key) == encoder.fingerprint
+        if has and not same and not rebuild:
+            raise CatalogMismatchError(f"catalog {self.root} holds {what} of model "
+                                       f"{self._meta(f'{prefix}_model_name')!r}; pass {flag} to replace them "
+                                       f"with {encoder.name!r}'s")
+        if same:
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute(f"DELETE FROM {table}")
+            self._conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
+            self._bump_generation()
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
 
     def enable_fingerprints(self, fingerprint_model: Any = None, *, rebuild: bool = False,
                             progress: bool = False, max_duration: float | None = DEFAULT_MAX_DURATION) -> IndexReport:
@@ -688,18 +768,8 @@ class Catalog:
         report = IndexReport()
         t0 = time.perf_counter()
         with self._write_lock():
-            same = self.has_fingerprints and self._meta("fp_model_fingerprint") == fp.encoder.fingerprint
-            if self.has_fingerprints and not same and not rebuild:
-                raise CatalogMismatchError(
-                    f"catalog {self.root} holds fingerprints of model {self._meta('fp_model_name')!r}; "
-                    f"pass --rebuild to replace them with {fp.encoder.name!r}'s")
-            self._conn.execute("BEGIN IMMEDIATE")
-            if not same:
-                self._conn.execute("DELETE FROM fingerprints")
-                self._conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                                       list(_fingerprint_meta(fp).items()))
-                self._bump_generation()
-            self._conn.execute("COMMIT")
+            self._switch_side_model("fp", "fingerprints", "fingerprints", fp.encoder, _fingerprint_meta(fp),
+                                    rebuild, "--rebuild")
             self._fingerprinter = fp
             self._fill_fingerprints(report, max_duration, progress)
         report.wall_seconds = time.perf_counter() - t0
@@ -728,6 +798,90 @@ class Catalog:
 
         return identify(self, query, offset=offset, duration=duration, top=top)
 
+    # ------------------------------------------------------------ hash codes
+    @property
+    def has_hash_codes(self) -> bool:
+        """Whether this catalog keeps a hash model's binary code per track (for ``similar(..., hash=True)``)."""
+        return self._conn.execute("SELECT 1 FROM meta WHERE key = 'hash_model_fingerprint'").fetchone() is not None
+
+    @property
+    def hasher(self) -> Any:
+        """The catalog's :class:`~soundalike.hashing.coder.TrackHasher` (loaded on first use)."""
+        if self._hasher is None:
+            if not self.has_hash_codes:
+                raise CatalogError(f"catalog {self.root} keeps no hash codes; add them with `soundalike index "
+                                   f"MUSIC_FOLDER --catalog {self.root} --hash-model hash_cnn-music`")
+            from soundalike.hashing.coder import load_hasher
+
+            self._hasher = self._load_side_model(
+                "hash", "hashed", load_hasher,
+                f"rebuild the codes with `soundalike index MUSIC_FOLDER --catalog {self.root} --hash-model "
+                f"{self._meta('hash_model_ref')} --rebuild-hash`")
+        return self._hasher
+
+    def enable_hash_codes(self, hash_model: Any = None, *, rebuild: bool = False, progress: bool = False,
+                          max_duration: float | None = DEFAULT_MAX_DURATION) -> IndexReport:
+        """Start keeping ``hash_model``'s code (default: the shipped hash_cnn-music) for every track, and
+        compute the missing ones. ``rebuild`` replaces the codes of another hash model."""
+        from soundalike.hashing.coder import load_hasher
+
+        hasher = load_hasher(hash_model)
+        report = IndexReport()
+        t0 = time.perf_counter()
+        with self._write_lock():
+            self._switch_side_model("hash", "hash_codes", "hash codes", hasher.encoder, _hash_meta(hasher),
+                                    rebuild, "--rebuild-hash")
+            self._hasher = hasher
+            self._fill_hash_codes(report, max_duration, progress)
+        report.wall_seconds = time.perf_counter() - t0
+        return report
+
+    def hash_index(self) -> tuple[Any, np.ndarray]:
+        """(FAISS IndexBinaryFlat of every track's code, the track id of each row); rebuilt when the catalog
+        changes."""
+        from soundalike.index.vectors import _faiss
+
+        gen = self.generation
+        if self._hash_index is not None and self._hash_generation == gen:
+            return self._hash_index
+        bits = int(self._meta("hash_bits"))
+        rows = self._conn.execute("SELECT track_id, code FROM hash_codes ORDER BY track_id").fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        codes = (np.frombuffer(b"".join(r[1] for r in rows), np.uint8).reshape(-1, bits // 8) if rows
+                 else np.zeros((0, bits // 8), np.uint8))
+        index = _faiss().IndexBinaryFlat(bits)
+        if len(codes):
+            index.add(np.ascontiguousarray(codes))
+        self._hash_index, self._hash_generation = (index, ids), gen
+        return index, ids
+
+    def hash_code(self, track_id: int) -> np.ndarray:
+        """The stored hash code uint8 [shape=(bits / 8,)] of one track."""
+        row = self._conn.execute("SELECT code FROM hash_codes WHERE track_id = ?", (int(track_id),)).fetchone()
+        if row is None:
+            self.track(track_id)  # raises TrackNotFoundError for an unknown id
+            raise CatalogError(f"track {track_id} of {self.root} has no hash code yet; `soundalike index` fills it")
+        return np.frombuffer(row[0], np.uint8).copy()
+
+    def hash_search(self, code: np.ndarray, *, k: int = 10, exclude: Iterable[int] = ()) -> list[Match]:
+        """Nearest tracks to a packed code [shape=(bits / 8,)] by Hamming distance (score = 1 - d / bits)."""
+        if k < 1:
+            raise ParameterError("k must be at least 1")
+        index, ids = self.hash_index()
+        bits = int(self._meta("hash_bits"))
+        c = np.ascontiguousarray(np.asarray(code, dtype=np.uint8).reshape(1, -1))
+        if c.shape[1] != bits // 8:
+            raise ParameterError(f"a code of {c.shape[1] * 8} bits cannot search {bits}-bit hash codes")
+        skip = set(exclude)
+        if not len(ids):
+            return []
+        dist, rows = index.search(c, min(k + len(skip), len(ids)))
+        pairs = [(int(ids[r]), int(d)) for r, d in zip(rows[0], dist[0], strict=True)
+                 if r >= 0 and int(ids[r]) not in skip][:k]
+        by_id = {t.id: t for t in self.tracks([i for i, _ in pairs])}
+        return [Match(rank=n + 1, score=1.0 - d / bits, track=by_id[i], hamming=d)
+                for n, (i, d) in enumerate(pairs) if i in by_id]
+
     def failures(self) -> list[tuple[str, str]]:
         return [(p, r) for p, r in self._conn.execute("SELECT path, reason FROM failures ORDER BY path")]
 
@@ -742,16 +896,17 @@ class Catalog:
         return [Match(rank=n + 1, score=s, track=by_id[i]) for n, (i, s) in enumerate(pairs) if i in by_id]
 
     def similar(self, query: str | Path | int, *, k: int = 10, offset: float = 0.0,
-                duration: float | None = None) -> list[Match]:
+                duration: float | None = None, hash: bool = False) -> list[Match]:
         """The ``k`` tracks that sound most like ``query``: an audio file, or a catalog track id.
 
         A file is embedded with the catalog's model (``offset``/``duration``
         pick an excerpt); a track id uses its stored embedding and leaves the
-        track itself out of the answer.
+        track itself out of the answer. ``hash=True`` ranks by Hamming distance
+        of the hash model's codes instead (the catalog must keep them).
         """
         from soundalike.tasks.similar import similar
 
-        return similar(self, query, k=k, offset=offset, duration=duration)
+        return similar(self, query, k=k, offset=offset, duration=duration, hash=hash)
 
     def info(self) -> dict[str, Any]:
         n, secs, chunks = self._conn.execute(
@@ -782,7 +937,16 @@ class Catalog:
             "disk_bytes": size,
             "labels": labels,
             "fingerprints": self._fingerprint_info(float(secs)),
+            "hash_codes": self._hash_info(),
         }
+
+    def _hash_info(self) -> dict[str, Any] | None:
+        if not self.has_hash_codes:
+            return None
+        n = self._conn.execute("SELECT COUNT(*) FROM hash_codes").fetchone()[0]
+        return {"model": self._meta("hash_model_name"), "model_ref": self._meta("hash_model_ref"),
+                "model_fingerprint": self._meta("hash_model_fingerprint"), "bits": int(self._meta("hash_bits")),
+                "tracks": int(n)}
 
     def _fingerprint_info(self, seconds: float) -> dict[str, Any] | None:
         if not self.has_fingerprints:

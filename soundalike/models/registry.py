@@ -46,6 +46,7 @@ BUILTIN_ENCODERS: dict[str, str] = {
     "contrastive_cnn": "soundalike.models.encoders.contrastive_cnn",
     "contrastive_cnn_small": "soundalike.models.encoders.contrastive_cnn",
     "fingerprint_cnn": "soundalike.models.encoders.fingerprint_cnn",
+    "hash_cnn": "soundalike.models.encoders.hash_cnn",
 }
 
 

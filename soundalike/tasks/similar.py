@@ -1,4 +1,4 @@
-""""What sounds like this?": cosine similarity of song embeddings."""
+""""What sounds like this?": cosine similarity of song embeddings, or Hamming distance of hash codes."""
 
 from __future__ import annotations
 
@@ -22,13 +22,26 @@ def _as_track_id(query: str | Path | int) -> int | None:
 
 
 def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: float = 0.0,
-            duration: float | None = None) -> list[Match]:
-    """Tracks of ``catalog`` most similar to ``query`` (an audio file or a track id), best first."""
+            duration: float | None = None, hash: bool = False) -> list[Match]:
+    """Tracks of ``catalog`` most similar to ``query`` (an audio file or a track id), best first.
+
+    ``hash=True`` ranks by the Hamming distance of the catalog's hash codes.
+    """
     from soundalike.inference.embed import Embedder
 
     if k < 1:
         raise ParameterError("k must be at least 1")
     track_id = _as_track_id(query)
+    if hash:
+        hasher = catalog.hasher  # raises if the catalog keeps no hash codes
+        if track_id is not None:
+            try:
+                code = catalog.hash_code(track_id)
+            except TrackNotFoundError:
+                raise TrackNotFoundError(
+                    f"{query!r} is neither an audio file nor a track id in catalog {catalog.root}") from None
+            return catalog.hash_search(code, k=k, exclude=[track_id])
+        return catalog.hash_search(hasher.code_file(str(query), offset=offset, duration=duration), k=k)
     if track_id is not None:
         try:
             _, song = catalog.embeddings(track_id)

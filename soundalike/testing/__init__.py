@@ -1,5 +1,13 @@
 """Helpers for tests and examples: generated signals and tiny encoders."""
 
-from soundalike.testing.synth import chirp, noise, synth_track, tone, write_tracks
+from soundalike.testing.synth import (
+    chirp,
+    class_track,
+    noise,
+    synth_track,
+    tone,
+    write_labelled_tracks,
+    write_tracks,
+)
 
-__all__ = ["chirp", "noise", "synth_track", "tone", "write_tracks"]
+__all__ = ["chirp", "class_track", "noise", "synth_track", "tone", "write_labelled_tracks", "write_tracks"]

@@ -66,3 +66,51 @@ def write_tracks(folder: str | Path, seeds: list[int], *, sr: int = 22050, durat
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     return [save(folder / f"track_{s:03d}{suffix}", synth_track(s, sr=sr, duration=duration), sr) for s in seeds]
+
+
+#: Register (root frequency, Hz) and pulse of each generated class: low and slow, middle, high and fast.
+CLASS_STYLES = ((110.0, 70.0), (440.0, 110.0), (1760.0, 160.0), (55.0, 180.0), (880.0, 60.0))
+
+
+def class_track(label: int, seed: int, *, sr: int = 22050, duration: float = 30.0) -> np.ndarray:
+    """A track of class ``label`` (0-4): notes around the class's register at about its tempo.
+
+    Tracks of one class share register and pulse; the notes, timbre and exact tempo vary with ``seed``.
+    """
+    if not 0 <= label < len(CLASS_STYLES):
+        raise ValueError(f"label must be in 0..{len(CLASS_STYLES) - 1}")
+    rng = np.random.default_rng(1000 * label + seed)
+    root, bpm = CLASS_STYLES[label]
+    n = int(round(sr * duration))
+    beat = 60.0 / (bpm * rng.uniform(0.9, 1.1))
+    t_note = np.arange(int(beat * sr)) / sr
+    env = np.exp(-t_note * rng.uniform(3, 6))
+    harmonics = rng.uniform(0.2, 1.0, size=4)
+    y = np.zeros(n)
+    for i in range(int(duration / beat)):
+        f = root * 2 ** (rng.integers(0, 12) / 12)
+        note = sum(h * np.sin(2 * np.pi * f * (k + 1) * t_note) / (k + 1) for k, h in enumerate(harmonics))
+        s = int(i * beat * sr)
+        e = min(n, s + len(note))
+        y[s:e] += (note * env)[: e - s]
+    y += 0.01 * rng.standard_normal(n)
+    return (0.8 * y / max(1e-9, np.abs(y).max())).astype(np.float32)
+
+
+def write_labelled_tracks(folder: str | Path, *, classes: int = 3, per_class: int = 6, sr: int = 12000,
+                          duration: float = 45.0) -> Path:
+    """Write ``classes`` x ``per_class`` :func:`class_track` WAVs and a manifest.jsonl (label = class name)."""
+    import json
+
+    from soundalike.audio.io import save
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for label in range(classes):
+        for i in range(per_class):
+            path = save(folder / f"class{label}_{i:02d}.wav", class_track(label, i, sr=sr, duration=duration), sr)
+            rows.append({"path": path.name, "label": f"class{label}"})
+    manifest = folder / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return manifest

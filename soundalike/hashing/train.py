@@ -1,0 +1,270 @@
+"""Training the hash-CNN in its two stages, and encoding with it.
+
+1. :func:`pretrain_backbone`: FCN-5 as a classifier on random 29.12 s crops of
+   the training tracks (labels drawn evenly, then a track of that label).
+2. :func:`extract_maps` runs the frozen backbone once over fixed clips, keeping
+   each block's map at the common size; :func:`train_head` then trains the
+   recurrent/dense head, hash layer and classifier on those cached maps, so the
+   experiments' many heads cost seconds each rather than a backbone pass.
+
+:func:`hash_model` wraps the result as an :class:`~soundalike.models.checkpoint.AudioEncoder`
+that indexes like any other model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from soundalike.errors import ParameterError
+from soundalike.hashing.data import LabelledTracks, cut_clip, iter_clips
+
+
+@dataclass(frozen=True)
+class HashTrainConfig:
+    """Settings of both stages."""
+
+    backbone_steps: int = 1500  # classifier pre-training steps
+    backbone_batch: int = 32
+    backbone_lr: float = 1e-3
+    backbone_dropout: float = 0.5  # on the pooled features before the pre-training classifier
+    time_masks: int = 2  # SpecAugment while pre-training: masks of up to mask_frames frames
+    mask_frames: int = 120
+    freq_masks: int = 2  # and of up to mask_bands mel bands, set to silence
+    mask_bands: int = 12
+    head_steps: int = 1500  # head training steps on cached maps
+    head_batch: int = 128
+    head_lr: float = 2e-3
+    weight_decay: float = 1e-4
+    map_hop_frames: int = 683  # training clips for the head overlap by half
+    map_clips_per_track: int = 12  # at most, spread over the track
+    seed: int = 0
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if min(self.backbone_batch, self.head_batch, self.map_hop_frames, self.map_clips_per_track) <= 0:
+            raise ParameterError("batch sizes, map_hop_frames and map_clips_per_track must be positive")
+        if self.backbone_steps < 0 or self.head_steps < 0:
+            raise ParameterError("step counts cannot be negative")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _bar(total: int, desc: str, progress: bool) -> Any:
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
+
+
+def _warmup_cosine(opt: Any, steps: int, warmup_fraction: float) -> Any:
+    """Linear warm-up over ``warmup_fraction`` of the steps, then cosine decay to zero."""
+    import math
+
+    import torch
+
+    warm = max(1, int(steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, steps - warm))))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def spec_augment(x: np.ndarray, rng: np.random.Generator, cfg: HashTrainConfig, *, floor: float) -> np.ndarray:
+    """Time and frequency masks (set to ``floor`` dB) on clips [shape=(B, n_mels, t)], in place."""
+    b, n_mels, t = x.shape
+    for i in range(b):
+        for _ in range(cfg.time_masks):
+            w = int(rng.integers(0, cfg.mask_frames + 1))
+            s = int(rng.integers(0, max(1, t - w)))
+            x[i, :, s : s + w] = floor
+        for _ in range(cfg.freq_masks):
+            w = int(rng.integers(0, cfg.mask_bands + 1))
+            s = int(rng.integers(0, max(1, n_mels - w)))
+            x[i, s : s + w, :] = floor
+    return x
+
+
+def pretrain_backbone(net: Any, tracks: LabelledTracks, train_idx: np.ndarray, cfg: HashTrainConfig, *,
+                      progress: bool = False, log: Callable[[str], None] | None = None) -> list[dict[str, float]]:
+    """Train ``net.backbone`` + ``net.backbone_classifier`` on random crops; returns the loss history."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    fe = tracks.frontend
+    idx = np.asarray(train_idx)
+    by_label = {int(lab): idx[tracks.labels[idx] == lab] for lab in np.unique(tracks.labels[idx])}
+    labs = np.array(sorted(by_label))
+    params = list(net.backbone.parameters()) + list(net.backbone_classifier.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.backbone_lr, weight_decay=cfg.weight_decay)
+    sched = _warmup_cosine(opt, cfg.backbone_steps, 0.05)
+    net.train()
+    history: list[dict[str, float]] = []
+    bar = _bar(cfg.backbone_steps, "pre-training FCN-5", progress)
+    for step in range(cfg.backbone_steps):
+        picks = [int(rng.choice(by_label[int(rng.choice(labs))])) for _ in range(cfg.backbone_batch)]
+        clips = []
+        for i in picks:
+            n = tracks.db[i].shape[1]
+            s = int(rng.integers(0, max(n - fe.chunk_frames, 0) + 1))
+            clips.append(cut_clip(tracks.db[i], s, fe.chunk_frames, top_db=fe.top_db))
+        x = torch.from_numpy(spec_augment(np.stack(clips), rng, cfg, floor=-fe.top_db))
+        y = torch.from_numpy(tracks.labels[picks]).long()
+        pooled = net.backbone(net._input(x))[-1].mean(dim=(-2, -1))  # (B, C5)
+        logits = net.backbone_classifier(F.dropout(pooled, cfg.backbone_dropout, training=True))
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        history.append({"step": step + 1, "loss": float(loss.detach()), "acc": float((logits.argmax(1) == y).float().mean())})
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
+        if log and (step + 1) % 100 == 0:
+            recent = history[-100:]
+            log(f"backbone step {step + 1}: loss {np.mean([h['loss'] for h in recent]):.3f}, "
+                f"train acc {np.mean([h['acc'] for h in recent]):.3f}")
+    if bar is not None:
+        bar.close()
+    net.eval()
+    return history
+
+
+def extract_maps(net: Any, tracks: LabelledTracks, idx: np.ndarray, *, hop: int, limit: int | None = None,
+                 batch: int = 32, progress: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
+    """Frozen-backbone maps of fixed clips: one float32 array (n_clips, C_k, *map_size) per head layer,
+    and the track index of each clip."""
+    import torch
+
+    net.eval()
+    per_layer: list[list[np.ndarray]] = []
+    track_of: list[np.ndarray] = []
+    total = None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        from soundalike.hashing.data import clip_starts
+
+        fe = tracks.frontend
+        total = sum(len(clip_starts(tracks.db[int(i)].shape[1], fe.chunk_frames, hop, limit=limit)) for i in idx)
+        bar = tqdm(total=total, desc="feature maps", unit="clip", dynamic_ncols=True)
+    with torch.inference_mode():
+        for clips, which in iter_clips(tracks, idx, hop=hop, limit=limit, batch=batch):
+            maps = net.maps(torch.from_numpy(clips))
+            if not per_layer:
+                per_layer = [[] for _ in maps]
+            for store, m in zip(per_layer, maps, strict=True):
+                store.append(m.numpy().copy())
+            track_of.append(which)
+            if bar is not None:
+                bar.update(len(which))
+    if bar is not None:
+        bar.close()
+    return [np.concatenate(s) for s in per_layer], np.concatenate(track_of)
+
+
+def backbone_accuracy(net: Any, tracks: LabelledTracks, idx: np.ndarray, *, hop: int, limit: int | None = None
+                      ) -> float:
+    """Share of fixed clips of the tracks ``idx`` that the pre-training classifier labels right."""
+    import torch
+
+    net.eval()
+    right = total = 0
+    with torch.inference_mode():
+        for clips, which in iter_clips(tracks, idx, hop=hop, limit=limit):
+            pred = net.backbone_logits(torch.from_numpy(clips)).argmax(1).numpy()
+            right += int((pred == tracks.labels[which]).sum())
+            total += len(which)
+    return right / max(total, 1)
+
+
+def head_net(backbone_net: Any, **changes: Any) -> Any:
+    """A fresh :class:`HashCNN` with ``changes`` to the config and the trained backbone's weights."""
+    from soundalike.models.encoders.hash_cnn import HashCNN
+
+    net = HashCNN(replace(backbone_net.config, **changes))
+    net.backbone.load_state_dict(backbone_net.backbone.state_dict())
+    net.backbone_classifier.load_state_dict(backbone_net.backbone_classifier.state_dict())
+    net.eval()
+    return net
+
+
+def _head_params(net: Any) -> list[Any]:
+    frozen = {id(p) for p in list(net.backbone.parameters()) + list(net.backbone_classifier.parameters())}
+    return [p for p in net.parameters() if id(p) not in frozen]
+
+
+def train_head(net: Any, maps: list[np.ndarray], labels: np.ndarray, cfg: HashTrainConfig, *,
+               progress: bool = False) -> list[dict[str, float]]:
+    """Train everything after the backbone on cached maps (one array per layer of ``net.config.layers``)."""
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    xs = [torch.from_numpy(m) for m in maps]
+    y = torch.from_numpy(np.asarray(labels)).long()
+    params = _head_params(net)
+    opt = torch.optim.AdamW(params, lr=cfg.head_lr, weight_decay=cfg.weight_decay)
+    sched = _warmup_cosine(opt, cfg.head_steps, 0.1)
+    net.train()
+    net.backbone.eval()  # frozen, BN statistics included
+    history: list[dict[str, float]] = []
+    bar = _bar(cfg.head_steps, "training head", progress)
+    for step in range(cfg.head_steps):
+        b = torch.from_numpy(rng.choice(len(y), size=min(cfg.head_batch, len(y)), replace=False))
+        terms = net.loss(net.head([x[b] for x in xs]), y[b])
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        opt.step()
+        sched.step()
+        history.append({"step": step + 1, **{k: float(v.detach()) for k, v in terms.items()}})
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    net.eval()
+    return history
+
+
+def head_outputs(net: Any, maps: list[np.ndarray], *, batch: int = 512) -> dict[str, np.ndarray]:
+    """Run the head over cached maps: {"h", "q" (with a hash layer), "logits"} as float32 arrays."""
+    import torch
+
+    net.eval()
+    parts: dict[str, list[np.ndarray]] = {}
+    with torch.inference_mode():
+        for i in range(0, len(maps[0]), batch):
+            out = net.head([torch.from_numpy(m[i : i + batch]) for m in maps])
+            for k, v in out.items():
+                parts.setdefault(k, []).append(v.numpy())
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def select_layers(maps: list[np.ndarray], all_layers: tuple[int, ...], wanted: tuple[int, ...]) -> list[np.ndarray]:
+    """The cached maps of ``wanted`` blocks, from maps cached for ``all_layers``."""
+    return [maps[all_layers.index(k)] for k in wanted]
+
+
+def hash_model(net: Any, *, name: str, label_names: tuple[str, ...], frontend: Any,
+               metadata: dict[str, Any] | None = None) -> Any:
+    """Wrap a trained :class:`HashCNN` as an AudioEncoder carrying its front-end and labels."""
+    from soundalike.models.checkpoint import AudioEncoder
+
+    if len(label_names) != net.config.n_classes:
+        raise ParameterError(f"{len(label_names)} label names for a {net.config.n_classes}-class model")
+    return AudioEncoder(net.eval(), encoder="hash_cnn", frontend=frontend, name=name, labels=label_names,
+                        metadata=metadata or {})
