@@ -90,13 +90,13 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     _threads(args)
     cat_path = _catalog_arg(args)
-    hashed = 0
+    enabled = None
     if Catalog.exists(cat_path):
         catalog = Catalog.open(cat_path, model=args.model)
         if args.hash_model:  # start keeping codes (or check they are this model's) before adding tracks
             try:
-                hashed = catalog.enable_hash_codes(args.hash_model, rebuild=args.rebuild_hash,
-                                                   max_duration=args.max_duration, progress=_progress(args)).hashed
+                enabled = catalog.enable_hash_codes(args.hash_model, rebuild=args.rebuild_hash,
+                                                    max_duration=args.max_duration, progress=_progress(args))
             except BaseException:
                 catalog.close()
                 raise
@@ -107,7 +107,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     with catalog:
         rep = catalog.add(args.paths, manifest=args.manifest, prune=args.prune,
                           max_duration=args.max_duration, progress=_progress(args))
-        rep.hashed += hashed
+        if enabled is not None:  # codes made for tracks already in the catalog, and files that failed then
+            rep.hashed += enabled.hashed
+            rep.failed = enabled.failed + rep.failed
         d = rep.to_dict()
         d["catalog"] = str(catalog.root)
         d["tracks"] = len(catalog)

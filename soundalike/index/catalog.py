@@ -479,7 +479,7 @@ class Catalog:
             try:
                 audio = decode(path, sr=sample_rate, max_duration=max_duration)
             except (AudioDecodeError, OSError) as exc:
-                report.failed.append((path, f"{desc}: {exc}"))
+                report.failed.append((path, f"{desc} failed: {exc}"))
                 continue
             value = compute(audio.samples)
             self._conn.execute("BEGIN IMMEDIATE")
