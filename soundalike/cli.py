@@ -313,6 +313,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_teacher_tags(args: argparse.Namespace) -> int:
+    from soundalike.index.catalog import walk_audio
+    from soundalike.tagging.teacher import TeacherConfig, run_teacher
+
+    files = list(walk_audio(args.paths))
+    tags = run_teacher(files, args.out, config=TeacherConfig(python=args.teacher_python, model=args.teacher_model),
+                       progress=_progress(args))
+    d = {"out": args.out, "files": len(tags.scores), "tags": list(tags.tags), "chunk_seconds": tags.chunk_seconds,
+         "failed": tags.info.get("failed", [])}
+
+    def text() -> None:
+        print(f"{args.out}: teacher scores for {d['files']} files ({len(tags.tags)} tags every "
+              f"{tags.chunk_seconds:g} s); {len(d['failed'])} failed")
+        for f in d["failed"]:
+            print(f"  failed: {f}", file=sys.stderr)
+
+    _emit(args, d, text)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from soundalike.models.factory import DEFAULT_MODEL, list_pretrained
     from soundalike.models.registry import get_encoder_entry, list_encoders
@@ -522,6 +542,20 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp, catalog=True, threads=True)
     sp.add_argument("--progress", action="store_true", help="progress bar even when not on a terminal")
     sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("teacher-tags", help="score audio with the musicnn teacher (offline, its own environment)",
+                        description="Run musicnn (MTT_musicnn: 50 MagnaTagATune tags, one row per 3 s) over audio "
+                                    "files and folders, in the teacher environment (numpy 1.26 + tensorflow-cpu; "
+                                    "see README), and save the scores with how they were made into OUT. Resumes a "
+                                    "killed run; refuses a teacher that gives every track the same tags.")
+    sp.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
+    sp.add_argument("--out", "-o", required=True, metavar="DIR", help="folder for the scores and teacher.json")
+    sp.add_argument("--teacher-python", default=".venv-teacher/bin/python", metavar="PYTHON",
+                    help="the teacher environment's interpreter (default .venv-teacher/bin/python)")
+    sp.add_argument("--teacher-model", default="MTT_musicnn", help="musicnn model (default MTT_musicnn)")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_teacher_tags)
 
     sp = sub.add_parser("models", help="list registered encoders and shipped models")
     sp.add_argument("--json", action="store_true", help="print JSON")
