@@ -168,3 +168,26 @@ def test_tiny_training_beats_the_untrained_encoder(tmp_path):
     untrained = report["methods"]["contrastive_cnn_small-untrained"]["excerpt_noisy"]
     assert trained["mrr"] > untrained["mrr"] + 0.1
     assert trained["recall@1"] > untrained["recall@1"]
+
+
+def test_roc_and_pr_auc_by_hand_and_against_scikit_learn():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from soundalike.evaluation.metrics import per_tag_auc, pr_auc, roc_auc
+
+    y = np.array([1, 0, 1, 0, 0])
+    s = np.array([0.9, 0.8, 0.4, 0.4, 0.1])
+    # pairs (pos, neg): 0.9 beats all 3; 0.4 beats 0.1, ties 0.4 (half), loses to 0.8 -> (3 + 1.5) / 6
+    assert roc_auc(y, s) == pytest.approx(4.5 / 6)
+    # ranked 0.9(+) 0.8(-) then the 0.4 tie: precision at the positives 1/1 and 2/3 (stable order keeps + first)
+    assert pr_auc(y, s) == pytest.approx((1 + 2 / 3) / 2)
+    assert np.isnan(roc_auc(np.ones(3), np.arange(3)))
+    rng = np.random.default_rng(0)
+    y = rng.random((200, 4)) < 0.3
+    s = y * rng.random((200, 4)) + rng.random((200, 4))
+    for j in range(4):
+        assert roc_auc(y[:, j], s[:, j]) == pytest.approx(roc_auc_score(y[:, j], s[:, j]))
+        assert pr_auc(y[:, j], s[:, j]) == pytest.approx(average_precision_score(y[:, j], s[:, j]))
+    out = per_tag_auc(y, s, ["a", "b", "c", "d"])
+    assert out["tags_scored"] == 4 and out["mean_roc_auc"] == pytest.approx(
+        np.mean([roc_auc_score(y[:, j], s[:, j]) for j in range(4)]))

@@ -5,6 +5,8 @@ Ranks are 1-based. Relevance is binary (same label or not).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from soundalike.errors import ParameterError
@@ -160,3 +162,44 @@ def linear_probe(embeddings: np.ndarray, labels: list[str], *, n_folds: int = 5,
         correct += int((pred == y[te]).sum())
     return {"accuracy": correct / len(x), "majority": float(np.bincount(y).max() / len(y)), "folds": n_folds,
             "classes": len(classes)}
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a random positive scores above a random negative
+    (ties count half). ``nan`` when either class is missing."""
+    y = np.asarray(labels, dtype=bool)
+    s = np.asarray(scores, dtype=np.float64)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    sorted_s = s[order]
+    # average ranks over ties (1-based)
+    uniq, first, counts = np.unique(sorted_s, return_index=True, return_counts=True)
+    avg = first + (counts + 1) / 2.0
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def pr_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the precision-recall curve as average precision: the mean of precision at the rank of each
+    positive, ranking by descending score. ``nan`` without positives."""
+    y = np.asarray(labels, dtype=bool)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    return average_precision(y[order], int(y.sum()))
+
+
+def per_tag_auc(labels: np.ndarray, scores: np.ndarray, tags: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """ROC-AUC and PR-AUC of each tag column of labels/scores [shape=(n, n_tags)], and their means over the
+    tags that have both positives and negatives."""
+    y = np.asarray(labels, dtype=bool)
+    s = np.asarray(scores, dtype=np.float64)
+    if y.shape != s.shape or y.shape[1] != len(tags):
+        raise ParameterError(f"labels {y.shape}, scores {s.shape} and {len(tags)} tags do not match")
+    per = {t: {"roc_auc": roc_auc(y[:, i], s[:, i]), "pr_auc": pr_auc(y[:, i], s[:, i]), "positives": int(y[:, i].sum())}
+           for i, t in enumerate(tags)}
+    valid = [v for v in per.values() if not np.isnan(v["roc_auc"])]
+    return {"tags": per, "mean_roc_auc": float(np.mean([v["roc_auc"] for v in valid])) if valid else float("nan"),
+            "mean_pr_auc": float(np.mean([v["pr_auc"] for v in valid])) if valid else float("nan"),
+            "tags_scored": len(valid)}
