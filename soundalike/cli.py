@@ -276,6 +276,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from soundalike.data.debian import EVAL_PACKAGES, TRAIN_PACKAGES, fetch_debian_music
 
+    if args.dataset == "fma":
+        return _datasets_fma(args)
     if args.dataset != "debian-music":  # pragma: no cover - argparse choices guard this
         raise SoundalikeError(f"unknown dataset {args.dataset}")
     packages = args.packages or (list(EVAL_PACKAGES) if args.eval_packages else list(TRAIN_PACKAGES))
@@ -290,6 +292,26 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         print(f"index it: soundalike index {args.out}/audio --manifest {report.manifest} --catalog CATALOG")
 
     _emit(args, report.to_dict(), text)
+    return 0
+
+
+def _datasets_fma(args: argparse.Namespace) -> int:
+    from soundalike.data.fma import read_fma, write_fma_manifest
+
+    if not args.fma_root or not args.metadata:
+        raise SoundalikeError("fma needs --fma-root (the fma_small/medium/large folder) and --metadata "
+                              "(the fma_metadata folder or its tracks.csv)")
+    fma = read_fma(args.metadata, args.fma_root, subset=args.subset)
+    manifest = write_fma_manifest(fma, os.path.join(args.out, "manifest.jsonl"))
+    d = {"tracks": len(fma.tracks), "genres": fma.genres, "no_genre": fma.no_genre,
+         "missing_audio": fma.missing_audio, "manifest": str(manifest)}
+
+    def text() -> None:
+        print(f"{len(fma.tracks)} FMA tracks in {len(fma.genres)} top genres ({fma.no_genre} without a top genre "
+              f"and {fma.missing_audio} without audio left out)")
+        print(f"manifest: {manifest} (label = top genre; the audio stays under {args.fma_root})")
+
+    _emit(args, d, text)
     return 0
 
 
@@ -504,15 +526,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_train)
 
-    sp = sub.add_parser("datasets", help="fetch real music to train and evaluate on (Debian game soundtracks)",
+    sp = sub.add_parser("datasets", help="fetch real music to train and evaluate on (Debian game soundtracks; FMA)",
                         description="debian-music: `apt-get download` game-music packages (nothing is installed), "
                                     "extract their music (also from .pk3/.zip archives and extension-less Ogg files), "
                                     "keep tracks of at least --min-seconds, drop duplicates by content hash, and "
                                     "write OUT/audio/PACKAGE/..., OUT/manifest.jsonl (label = package) and the "
                                     "packages' copyright files under OUT/licenses/. Runs add up: fetching other "
-                                    "packages into the same OUT keeps the earlier ones.")
-    sp.add_argument("dataset", choices=["debian-music"], help="which data set")
-    sp.add_argument("out", metavar="OUT", help="folder for audio, manifest and the downloaded .debs")
+                                    "packages into the same OUT keeps the earlier ones. fma: read an FMA copy you "
+                                    "already have (--fma-root, --metadata) and write OUT/manifest.jsonl "
+                                    "(label = top genre).")
+    sp.add_argument("dataset", choices=["debian-music", "fma"], help="which data set")
+    sp.add_argument("out", metavar="OUT", help="folder for audio, manifest and the downloaded .debs (fma: the "
+                                               "manifest only)")
+    sp.add_argument("--fma-root", metavar="DIR", help="fma: the folder of XYZ/XYZABC.mp3 files you downloaded")
+    sp.add_argument("--metadata", metavar="DIR|CSV", help="fma: fma_metadata (or its tracks.csv)")
+    sp.add_argument("--subset", choices=["small", "medium", "large"], help="fma: only this subset")
     sp.add_argument("--packages", nargs="+", metavar="PKG",
                     help="Debian packages (default: the 16 packages the shipped model was trained on)")
     sp.add_argument("--eval-packages", action="store_true",
