@@ -581,8 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--teacher-python", default=".venv-teacher/bin/python", metavar="PYTHON",
                     help="the teacher environment's interpreter (default .venv-teacher/bin/python)")
     sp.add_argument("--teacher-model", default="MTT_musicnn", help="musicnn model (default MTT_musicnn)")
-    sp.add_argument("--json", action="store_true", help="print JSON")
-    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    common(sp)
     sp.set_defaults(func=cmd_teacher_tags)
 
     sp = sub.add_parser("models", help="list registered encoders and shipped models")

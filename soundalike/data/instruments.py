@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from soundalike.data.render import GM_FAMILIES, default_soundfont, gm_family
+from soundalike.data.render import GM_FAMILIES, default_soundfont, gm_family, load_synth, synthesize
 from soundalike.errors import ParameterError, RenderError
 
 #: Debian's fluid-soundfont-gm (MIT): the held-out soundfont.
@@ -46,41 +47,13 @@ class InstrumentClips:
     family_names: tuple[str, ...] = field(default=GM_FAMILIES)
 
 
-class _NoteRenderer:
-    """One tinysoundfont synth, loaded once per soundfont (a large .sf2 takes a second to load)."""
+def _events(notes: list[tuple[float, float, int, int]]) -> list[tuple[float, Any]]:
+    """(start s, end s, pitch, velocity) on channel 0 -> time-ordered MIDI messages."""
+    import mido
 
-    def __init__(self, soundfont: Path, sample_rate: int) -> None:
-        try:
-            import tinysoundfont
-        except ImportError as exc:
-            raise RenderError("tinysoundfont is not installed: pip install --no-deps tinysoundfont") from exc
-        self.sr = sample_rate
-        self.synth = tinysoundfont.Synth(samplerate=sample_rate)
-        self.sfid = self.synth.sfload(str(soundfont))
-
-    def _generate(self, n: int) -> np.ndarray:
-        return np.frombuffer(self.synth.generate(n), dtype=np.float32).reshape(-1, 2).mean(axis=1)
-
-    def render(self, program: int, notes: list[tuple[float, float, int, int]], n: int) -> np.ndarray:
-        """``notes``: (start s, end s, pitch, velocity) on one channel -> n samples, mono."""
-        self.synth.program_select(0, self.sfid, 0, program)
-        events = sorted([(s, 1, p, v) for s, _, p, v in notes] + [(e, 0, p, 0) for _, e, p, _ in notes])
-        out = np.zeros(n, dtype=np.float32)
-        cursor = 0
-        for t, on, pitch, vel in events:
-            to = min(n, int(round(t * self.sr)))
-            if to > cursor:
-                out[cursor:to] = self._generate(to - cursor)
-                cursor = to
-            if on:
-                self.synth.noteon(0, pitch, vel)
-            else:
-                self.synth.noteoff(0, pitch)
-        if n > cursor:
-            out[cursor:] = self._generate(n - cursor)
-        self.synth.notes_off()
-        self._generate(self.sr // 2)  # let releases and effects die away before the next clip
-        return out
+    ev = [(s, mido.Message("note_on", channel=0, note=p, velocity=v)) for s, _, p, v in notes]
+    ev += [(e, mido.Message("note_off", channel=0, note=p, velocity=0)) for _, e, p, _ in notes]
+    return sorted(ev, key=lambda item: (item[0], item[1].type == "note_on"))
 
 
 def render_instrument_clips(*, soundfont: str | Path | None = None, programs: tuple[int, ...] = tuple(range(128)),
@@ -95,7 +68,7 @@ def render_instrument_clips(*, soundfont: str | Path | None = None, programs: tu
     if not sf.is_file():
         hint = " (Debian: apt-get install fluid-soundfont-gm)" if sf == FLUID_SOUNDFONT else ""
         raise RenderError(f"soundfont {sf} does not exist{hint}")
-    renderer = _NoteRenderer(sf, sample_rate)
+    synth = load_synth(str(sf), sample_rate)
     rng = np.random.default_rng(seed)
     waves, progs, fams, phr = [], [], [], []
     dropped = 0
@@ -114,7 +87,10 @@ def render_instrument_clips(*, soundfont: str | Path | None = None, programs: tu
             else:
                 notes = [(0.0, seconds * float(rng.uniform(0.5, 0.9)), int(rng.integers(low, high + 1)), vel)]
                 phrase = False
-            y = renderer.render(prog, notes, n)
+            # the tail runs past the clip (which is cut at n), so releases die away before the next clip
+            y, _ = synthesize(_events(notes), soundfont=str(sf), sample_rate=sample_rate, max_seconds=seconds,
+                              programs={0: prog}, tail_seconds=seconds, synth=synth)
+            y = np.pad(y[:n], (0, max(0, n - len(y))))
             rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
             if 20 * np.log10(max(rms, 1e-12)) < min_rms_db:
                 dropped += 1

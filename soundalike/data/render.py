@@ -210,27 +210,37 @@ def _midi_events(midi_bytes: bytes, max_seconds: float) -> tuple[list[tuple[floa
     return events, tempo_bpm
 
 
-def synthesize(events: list[tuple[float, Any]], *, soundfont: str, sample_rate: int, max_seconds: float,
-               programs: dict[int, int] | None = None, tail_seconds: float = 1.0) -> tuple[np.ndarray, dict[int, int]]:
-    """Render MIDI channel events with tinysoundfont.
-
-    ``programs`` maps channel -> General MIDI program and overrides the score's
-    program changes (drums on channel 9 stay). The output never exceeds
-    ``max_seconds`` + ``tail_seconds``. Returns a mono float32 waveform and the
-    program each melodic channel played.
-    """
+def load_synth(soundfont: str, sample_rate: int) -> tuple[Any, int]:
+    """A tinysoundfont synth with ``soundfont`` loaded: (synth, soundfont id). Loading a large .sf2 takes a
+    second, so callers rendering many short pieces load it once and pass it to :func:`synthesize`."""
     try:
         import tinysoundfont
     except ImportError as exc:
         raise RenderError("tinysoundfont is not installed: pip install --no-deps tinysoundfont") from exc
 
     synth = tinysoundfont.Synth(samplerate=sample_rate)
-    sfid = synth.sfload(soundfont)
+    return synth, synth.sfload(soundfont)
+
+
+def synthesize(events: list[tuple[float, Any]], *, soundfont: str, sample_rate: int, max_seconds: float,
+               programs: dict[int, int] | None = None, tail_seconds: float = 1.0,
+               synth: tuple[Any, int] | None = None) -> tuple[np.ndarray, dict[int, int]]:
+    """Render MIDI channel events with tinysoundfont.
+
+    ``programs`` maps channel -> General MIDI program and overrides the score's
+    program changes (drums on channel 9 stay). The output never exceeds
+    ``max_seconds`` + ``tail_seconds``. ``synth`` reuses a :func:`load_synth`
+    result (of this soundfont and rate) instead of loading the soundfont again.
+    Returns a mono float32 waveform and the program each melodic channel played.
+    """
+    loaded = synth if synth is not None else load_synth(soundfont, sample_rate)
+    engine: Any = loaded[0]
+    sfid = loaded[1]
     used: dict[int, int] = {}
     channels = sorted({m.channel for _, m in events})
     for ch in channels:
         prog = (programs or {}).get(ch, 0)
-        synth.program_select(ch, sfid, 0, prog, is_drums=(ch == 9))
+        engine.program_select(ch, sfid, 0, prog, is_drums=(ch == 9))
         if ch != 9:
             used[ch] = prog
     limit = int((max_seconds + tail_seconds) * sample_rate)
@@ -241,7 +251,7 @@ def synthesize(events: list[tuple[float, Any]], *, soundfont: str, sample_rate: 
         nonlocal cursor
         to = min(to, limit)
         if to > cursor:
-            buf = np.frombuffer(synth.generate(to - cursor), dtype=np.float32)
+            buf = np.frombuffer(engine.generate(to - cursor), dtype=np.float32)
             out[cursor:to] = buf.reshape(-1, 2).mean(axis=1)
             cursor = to
 
@@ -249,18 +259,18 @@ def synthesize(events: list[tuple[float, Any]], *, soundfont: str, sample_rate: 
         advance(int(round(t * sample_rate)))
         ch = msg.channel
         if msg.type == "note_on" and msg.velocity > 0:
-            synth.noteon(ch, msg.note, msg.velocity)
+            engine.noteon(ch, msg.note, msg.velocity)
         elif msg.type in ("note_off", "note_on"):
-            synth.noteoff(ch, msg.note)
+            engine.noteoff(ch, msg.note)
         elif msg.type == "program_change" and ch != 9 and (programs is None or ch not in programs):
-            synth.program_select(ch, sfid, 0, msg.program)
+            engine.program_select(ch, sfid, 0, msg.program)
             used[ch] = msg.program
         elif msg.type == "control_change":
-            synth.control_change(ch, msg.control, msg.value)
+            engine.control_change(ch, msg.control, msg.value)
         elif msg.type == "pitchwheel":
-            synth.pitchbend(ch, msg.pitch + 8192)
+            engine.pitchbend(ch, msg.pitch + 8192)
     end = min(limit, cursor + int(tail_seconds * sample_rate))
-    synth.notes_off()
+    engine.notes_off()
     advance(end)
     return out[:cursor], used
 

@@ -153,17 +153,17 @@ def run_experiments(backbone: Any, data: ExperimentData, cfg: HashTrainConfig, *
     mu, sd = raw[0].mean(axis=0), raw[0].std(axis=0) + 1e-6
     feats_tr, feats_db, feats_qu = ((f - mu) / sd for f in raw)
     res["features_cosine_map"] = cosine_ranking(feats_qu, feats_db, data.queries.labels, data.database.labels)["map"]
+    float_h = [tuple(_outputs(fnet, data, c)["h"] for c in (data.train, data.database, data.queries))
+               for fnet in float_nets]  # (train, database, queries) h per seed, reused at every code length
     for bits in code_lengths:
         meth["ours"][str(bits)] = (rec["lstm-2"] if bits == table_bits
                                    else evaluate_head(backbone, data, cfg, seeds=seeds, bits=bits))
         for b in BASELINES:
             on_maps, on_h = [], []
-            for seed, fnet in zip(seeds, float_nets, strict=True):
+            for seed, (tr, db, qu) in zip(seeds, float_h, strict=True):
                 h = create_hasher(b, bits=bits, seed=seed).fit(feats_tr, data.train.labels)
                 on_maps.append(hamming_ranking(h.encode(feats_qu), h.encode(feats_db), data.queries.labels,
                                                data.database.labels))
-                tr = _outputs(fnet, data, data.train)["h"]
-                db, qu = _outputs(fnet, data, data.database)["h"], _outputs(fnet, data, data.queries)["h"]
                 h = create_hasher(b, bits=bits, seed=seed).fit(tr, data.train.labels)
                 on_h.append(hamming_ranking(h.encode(qu), h.encode(db), data.queries.labels, data.database.labels))
             for key, scores in ((b, on_maps), (f"{b}_h", on_h)):

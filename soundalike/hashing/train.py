@@ -64,18 +64,12 @@ def _bar(total: int, desc: str, progress: bool) -> Any:
 
 def _warmup_cosine(opt: Any, steps: int, warmup_fraction: float) -> Any:
     """Linear warm-up over ``warmup_fraction`` of the steps, then cosine decay to zero."""
-    import math
-
     import torch
 
+    from soundalike.train.solver import warmup_cosine
+
     warm = max(1, int(steps * warmup_fraction))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, steps - warm))))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, steps=steps, warmup=warm))
 
 
 def spec_augment(x: np.ndarray, rng: np.random.Generator, cfg: HashTrainConfig, *, floor: float) -> np.ndarray:
@@ -121,8 +115,7 @@ def pretrain_backbone(net: Any, tracks: LabelledTracks, train_idx: np.ndarray, c
             clips.append(cut_clip(tracks.db[i], s, fe.chunk_frames, top_db=fe.top_db))
         x = torch.from_numpy(spec_augment(np.stack(clips), rng, cfg, floor=-fe.top_db))
         y = torch.from_numpy(tracks.labels[picks]).long()
-        pooled = net.backbone(net._input(x))[-1].mean(dim=(-2, -1))  # (B, C5)
-        logits = net.backbone_classifier(F.dropout(pooled, cfg.backbone_dropout, training=True))
+        logits = net.backbone_logits(x, dropout=cfg.backbone_dropout)
         loss = F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

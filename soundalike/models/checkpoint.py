@@ -111,6 +111,18 @@ class AudioEncoder:
         chunks : torch.Tensor or np.ndarray [shape=(n, n_mels, chunk_frames)], dB
         returns np.ndarray [shape=(n, embed_dim), dtype=float32], unit rows
         """
+        return self._batched(self.net, chunks, batch_size)
+
+    def chunk_features(self, chunks: Any, *, batch_size: int = 128) -> np.ndarray:
+        """The pooled features the embedding is computed from (what tag heads read).
+
+        chunks : [shape=(n, n_mels, chunk_frames)], dB -> np.ndarray [shape=(n, d), dtype=float32]
+        """
+        if not hasattr(self.net, "features"):
+            raise ModelError(f"encoder {self.name!r} ({self.encoder}) exposes no chunk features for tag heads")
+        return self._batched(self.net.features, chunks, batch_size)
+
+    def _batched(self, fn: Any, chunks: Any, batch_size: int) -> np.ndarray:
         import torch
 
         self._prepare()
@@ -119,11 +131,9 @@ class AudioEncoder:
             raise ModelError(
                 f"expected chunks of shape (n, {self.frontend.n_mels}, frames), got {tuple(x.shape)}"
             )
-        out = np.empty((x.shape[0], self.embed_dim), dtype=np.float32)
         with torch.inference_mode():
-            for i in range(0, x.shape[0], batch_size):
-                out[i : i + batch_size] = self.net(x[i : i + batch_size]).numpy()
-        return out
+            parts = [fn(x[i : i + batch_size]).numpy() for i in range(0, max(x.shape[0], 1), batch_size)]
+        return np.concatenate(parts).astype(np.float32, copy=False)  # no chunks: one empty batch, (0, d)
 
     # ------------------------------------------------------------- saving
     def save(self, path: str | Path) -> Path:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.errors import ModelError, ParameterError
+from soundalike.errors import ParameterError
 
 TIMELINE_HOP_FRAMES = 64  # 64 x 512 / 22050 = 1.49 s between chunk starts for the default front-end
 
@@ -42,20 +42,11 @@ def chunk_features(encoder: Any, samples: np.ndarray, *, hop_frames: int = TIMEL
 
     ``samples`` must be at the encoder's sample rate.
     """
-    import torch
-
     from soundalike.features.mel import log_mel_chunks
 
-    if not hasattr(encoder.net, "features"):
-        raise ModelError(f"encoder {encoder.name!r} ({encoder.encoder}) exposes no chunk features for tag heads")
     fe = encoder.frontend
     chunks = log_mel_chunks(np.asarray(samples, dtype=np.float32), fe, hop_frames=hop_frames)
-    encoder._prepare()
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(chunks), batch_size):
-            out.append(encoder.net.features(chunks[i : i + batch_size]).numpy())
-    feats = np.concatenate(out).astype(np.float32)
+    feats = encoder.chunk_features(chunks, batch_size=batch_size)
     centres = (np.arange(len(feats)) * hop_frames + (fe.chunk_frames - 1) / 2) * fe.hop_length / fe.sample_rate
     return feats, centres
 

@@ -29,13 +29,17 @@ from soundalike.train.data import PairSampler, TrackMels, load_sources, split_tr
 __all__ = ["ContrastiveSolver", "PairSampler", "TrackMels", "lr_at", "split_tracks", "train"]
 
 
+def warmup_cosine(step: int, *, steps: int, warmup: int, floor: float = 0.0) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps to 1, then cosine decay to ``floor`` at ``steps``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to ``lr``, then cosine decay to ``lr_min_ratio * lr`` at ``steps``."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    floor = cfg.lr * cfg.lr_min_ratio
-    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * warmup_cosine(step, steps=cfg.steps, warmup=cfg.warmup_steps, floor=cfg.lr_min_ratio)
 
 
 class ContrastiveSolver:

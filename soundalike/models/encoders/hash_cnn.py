@@ -149,9 +149,11 @@ class HashCNN(nn.Module):
                               antialias=out[k - 1].shape[-2] > size[0] or out[k - 1].shape[-1] > size[1])
                 for k in self.config.layers]
 
-    def backbone_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Pre-training path: FCN-5 -> global average pool -> dense -> class logits (B, n_classes)."""
-        return self.backbone_classifier(self.backbone(self._input(x))[-1].mean(dim=(-2, -1)))
+    def backbone_logits(self, x: torch.Tensor, *, dropout: float = 0.0) -> torch.Tensor:
+        """Pre-training path: FCN-5 -> global average pool -> dropout (while training) -> dense -> class logits
+        (B, n_classes)."""
+        pooled = self.backbone(self._input(x))[-1].mean(dim=(-2, -1))  # (B, C5)
+        return self.backbone_classifier(F.dropout(pooled, dropout, training=self.training))
 
     def head(self, maps: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-layer maps (from :meth:`maps`) -> {"h", "q" (absent when bits=0), "logits"}."""
