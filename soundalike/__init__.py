@@ -8,6 +8,8 @@ Public API (heavy modules load on first use)::
     cat.similar("query.mp3", k=10)
     cat.identify("clip.wav").match   # track + offset, or None: "no match"
     cat.similar("query.mp3", hash=True)  # by Hamming distance of hash codes (index with a hash model)
+    cat.similar("query.mp3", where="tag:piano>0.5")  # only tracks whose stored tags pass
+    tag("song.mp3").top(5)               # "what is this?": tag scores, .timeline per ~1.5 s chunk
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from soundalike.index.catalog import Catalog
     from soundalike.inference.embed import embed
     from soundalike.models.factory import create_encoder, load_encoder
+    from soundalike.tagging.tagger import load_tagger, tag
 
 _LAZY = {
     "Catalog": ("soundalike.index.catalog", "Catalog"),
@@ -39,6 +42,8 @@ _LAZY = {
     "create_encoder": ("soundalike.models.factory", "create_encoder"),
     "load_fingerprinter": ("soundalike.fingerprint", "load_fingerprinter"),
     "load_hasher": ("soundalike.hashing.coder", "load_hasher"),
+    "tag": ("soundalike.tagging.tagger", "tag"),
+    "load_tagger": ("soundalike.tagging.tagger", "load_tagger"),
 }
 
 
@@ -65,4 +70,6 @@ __all__ = [
     "load_encoder",
     "load_fingerprinter",
     "load_hasher",
+    "load_tagger",
+    "tag",
 ]

@@ -90,26 +90,32 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     _threads(args)
     cat_path = _catalog_arg(args)
-    enabled = None
+    enabled = []
+    heads = None if args.tag_heads == "none" else args.tag_heads  # None given: the default for a new catalog
     if Catalog.exists(cat_path):
         catalog = Catalog.open(cat_path, model=args.model)
-        if args.hash_model:  # start keeping codes (or check they are this model's) before adding tracks
-            try:
-                enabled = catalog.enable_hash_codes(args.hash_model, rebuild=args.rebuild_hash,
-                                                    max_duration=args.max_duration, progress=_progress(args))
-            except BaseException:
-                catalog.close()
-                raise
+        try:  # start keeping codes / tags (or check they are these models') before adding tracks
+            if args.hash_model:
+                enabled.append(catalog.enable_hash_codes(args.hash_model, rebuild=args.rebuild_hash,
+                                                         max_duration=args.max_duration, progress=_progress(args)))
+            if heads is not None:
+                enabled.append(catalog.enable_tags(heads, rebuild=args.rebuild_tags,
+                                                   max_duration=args.max_duration, progress=_progress(args)))
+        except BaseException:
+            catalog.close()
+            raise
     else:
         catalog = Catalog.create(cat_path, model=args.model,
                                  fingerprint_model=None if args.no_fingerprints else (args.fingerprint_model or "default"),
-                                 hash_model=args.hash_model)
+                                 hash_model=args.hash_model,
+                                 tag_heads=None if args.tag_heads == "none" else (heads or "default"))
     with catalog:
         rep = catalog.add(args.paths, manifest=args.manifest, prune=args.prune,
                           max_duration=args.max_duration, progress=_progress(args))
-        if enabled is not None:  # codes made for tracks already in the catalog, and files that failed then
-            rep.hashed += enabled.hashed
-            rep.failed = enabled.failed + rep.failed
+        for extra in enabled:  # codes / tags made for tracks already in the catalog, and files that failed then
+            rep.hashed += extra.hashed
+            rep.tagged += extra.tagged
+            rep.failed = extra.failed + rep.failed
         d = rep.to_dict()
         d["catalog"] = str(catalog.root)
         d["tracks"] = len(catalog)
@@ -125,6 +131,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                 print(f"fingerprinted {rep.fingerprinted} tracks that had no fingerprints")
             if rep.hashed:
                 print(f"hash codes for {rep.hashed} tracks")
+            if rep.tagged:
+                print(f"tagged {rep.tagged} tracks that had no tags")
             for path, reason in rep.failed:
                 print(f"  failed: {path}: {reason}", file=sys.stderr)
 
@@ -137,13 +145,17 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
     _threads(args)
     with Catalog.open(_catalog_arg(args), model=args.model) as catalog:
-        matches = catalog.similar(args.query, k=args.k, offset=args.offset, duration=args.duration, hash=args.hash)
-        payload = {"query": args.query, "catalog": str(catalog.root), "k": args.k,
+        matches = catalog.similar(args.query, k=args.k, offset=args.offset, duration=args.duration, hash=args.hash,
+                                  where=args.where)
+        payload = {"query": args.query, "catalog": str(catalog.root), "k": args.k, "where": args.where or [],
                    "ranking": "hamming" if args.hash else "cosine", "matches": [m.to_dict() for m in matches]}
 
         def text() -> None:
             how = f" (bits that differ between {catalog.hasher.bits}-bit hash codes)" if args.hash else ""
-            print(f"tracks most similar to {args.query}{how}:")
+            cond = f" where {' and '.join(args.where)}" if args.where else ""
+            print(f"tracks most similar to {args.query}{how}{cond}:")
+            if not matches:
+                print("  (none)")
             for m in matches:
                 coll = m.track.labels.get("collection")
                 extra = f"  [{coll}/{m.track.labels.get('ensemble')}]" if coll else ""
@@ -211,12 +223,22 @@ def cmd_fingerprints(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from soundalike.index.catalog import Catalog
 
     with Catalog.open(_catalog_arg(args), model=args.model) as catalog:
         d = catalog.info()
         if args.tracks:
             d["track_list"] = [t.to_dict() for t in catalog.tracks()]
+            if catalog.has_tags:
+                ids, scores = catalog.tag_matrix()
+                by_id = dict(zip(ids.tolist(), scores, strict=True))
+                names = catalog.tag_names
+                for t in d["track_list"]:
+                    row = by_id.get(t["id"])
+                    if row is not None:
+                        t["top_tags"] = {names[j]: round(float(row[j]), 3) for j in np.argsort(-row)[:3]}
         d["failures"] = [{"path": p, "reason": r} for p, r in catalog.failures()]
 
         def text() -> None:
@@ -235,6 +257,11 @@ def cmd_info(args: argparse.Namespace) -> int:
             hci = d.get("hash_codes")
             if hci:
                 print(f"hash codes   {hci['model']} ({hci['bits']} bits per track): {hci['tracks']} tracks")
+            tgi = d.get("tags")
+            if tgi:
+                print(f"tags         {tgi['heads']} ({tgi['n_tags']} tags): {tgi['tracks']} tracks")
+            else:
+                print("tags         none (`soundalike index ... --tag-heads default` adds them)")
             print(f"on disk      {d['disk_bytes'] / 1e6:.1f} MB")
             for key, counts in d["labels"].items():
                 top = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:8])
@@ -245,7 +272,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                     print(f"  {f['path']}: {f['reason']}")
             if args.tracks:
                 for t in d["track_list"]:
-                    print(f"#{t['id']:<5d} {t['duration']:7.1f}s  {t['path']}")
+                    top = ", ".join(t.get("top_tags", {}))
+                    print(f"#{t['id']:<5d} {t['duration']:7.1f}s  {t['path']}" + (f"  [{top}]" if top else ""))
 
         _emit(args, d, text)
     return 0
@@ -355,14 +383,92 @@ def cmd_teacher_tags(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_tags(result: Any, args: argparse.Namespace) -> None:
+    print(f"{result.path}: {result.duration:.1f} s")
+    for t, v in result.top(args.top):
+        print(f"  {v:6.3f}  {t}")
+    if args.timeline:
+        top = [t for t, _ in result.top(min(args.top, 5))]
+        cols = [result.index(t) for t in top]
+        print(f"timeline (a {result.chunk_seconds:.2f} s chunk every {result.hop_seconds:.2f} s; "
+              f"the track's top {len(top)} tags):")
+        print("  start    end  " + "  ".join(f"{t[:12]:>12}" for t in top))
+        for start, row in zip(result.times, result.timeline, strict=True):
+            print(f"  {_clock(start)} {_clock(start + result.chunk_seconds)} "
+                  + "  ".join(f"{row[j]:12.3f}" for j in cols))
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from soundalike.tagging.tagger import load_tagger
+
+    _threads(args)
+    catalog = None
+    if args.catalog or (os.environ.get("SOUNDALIKE_CATALOG") and not os.path.isfile(args.query or "")):
+        from soundalike.index.catalog import Catalog
+
+        catalog = Catalog.open(_catalog_arg(args), model=args.model)
+    try:
+        if args.list_tags:
+            tags = catalog.tag_names if catalog is not None else load_tagger(args.heads, model=args.model).tags
+            _emit(args, {"tags": list(tags)}, lambda: print("\n".join(tags)))
+            return 0
+        if not args.query:
+            raise SoundalikeError("give an audio FILE to tag (or a track id with --catalog; --list-tags lists tags)")
+        if catalog is not None:
+            from soundalike.errors import TrackNotFoundError
+
+            try:
+                result = catalog.track_tags(args.query)
+            except TrackNotFoundError:
+                if not os.path.isfile(args.query):
+                    raise
+                result = catalog.tagger.tag_file(args.query, offset=args.offset, duration=args.duration)
+        else:
+            if not os.path.exists(args.query):
+                raise SoundalikeError(f"{args.query} does not exist (a track id needs --catalog DIR)")
+            tagger = load_tagger(args.heads, model=args.model)
+            result = tagger.tag_file(args.query, offset=args.offset, duration=args.duration)
+        payload = result.to_dict(timeline=args.timeline)
+        _emit(args, payload, lambda: _print_tags(result, args))
+    finally:
+        if catalog is not None:
+            catalog.close()
+    return 0
+
+
+def cmd_train_head(args: argparse.Namespace) -> int:
+    from soundalike.tagging.train import TagTrainConfig, fit_head
+
+    _threads(args)
+    defaults = TagTrainConfig()
+    cfg = TagTrainConfig(head=args.head, steps=args.steps or defaults.steps, lr=args.lr or defaults.lr,
+                         seed=args.seed, threads=args.threads or defaults.threads)
+    _, report = fit_head(args.dataset, args.out, model=args.model, cfg=cfg, name=args.name, progress=_progress(args),
+                         teacher_dir=args.teacher_dir, soundfont=args.soundfont, fma_root=args.fma_root,
+                         metadata=args.metadata, subset=args.subset)
+
+    def text() -> None:
+        acc = f", training accuracy {report['train_accuracy']:.3f}" if "train_accuracy" in report else ""
+        print(f"trained {args.head} on {report['rows']} chunks of {report['groups']} "
+              f"{'tracks' if args.dataset != 'instruments' else 'clips'} ({report['tags']} tags{acc}) in "
+              f"{report['wall_seconds']:.0f} s -> {report['out']}")
+        print(f"use it: soundalike tag FILE --heads {report['out']}")
+
+    _emit(args, report, text)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from soundalike.models.factory import DEFAULT_MODEL, list_pretrained
+    from soundalike.models.heads import HEADS, list_shipped_heads
     from soundalike.models.registry import get_encoder_entry, list_encoders
 
     payload: dict[str, Any] = {
         "encoders": {n: get_encoder_entry(n).description for n in list_encoders()},
         "pretrained": list_pretrained(),
         "default": DEFAULT_MODEL,
+        "heads": sorted(HEADS),
+        "shipped_heads": list_shipped_heads(),
     }
 
     def text() -> None:
@@ -372,6 +478,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         print("shipped models (for --model):")
         for n in payload["pretrained"]:
             print(f"  {n}{'  (default)' if n == DEFAULT_MODEL else ''}")
+        print("tag heads (for `soundalike train-head --head`): " + ", ".join(payload["heads"]))
+        print("shipped tag heads (for --heads / --tag-heads): " + ", ".join(payload["shipped_heads"]))
 
     _emit(args, payload, text)
     return 0
@@ -459,6 +567,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "(e.g. the shipped hash_cnn-music; 'default' names it)")
     sp.add_argument("--rebuild-hash", action="store_true",
                     help="replace the hash codes of another hash model with --hash-model's")
+    sp.add_argument("--tag-heads", metavar="HEADS", default=None,
+                    help="tag every track with these heads (comma-separated names or paths; 'default': the shipped "
+                         "tags-mtt,instruments-gm; 'none': no tags). New catalogs use the default when it fits "
+                         "the model")
+    sp.add_argument("--rebuild-tags", action="store_true", help="replace the tags of other heads with --tag-heads'")
     common(sp, catalog=True, model=True, threads=True)
     sp.set_defaults(func=cmd_index)
 
@@ -493,6 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-k", type=int, default=10, help="how many tracks (default 10)")
     sp.add_argument("--hash", action="store_true",
                     help="search the catalog's hash codes (FAISS binary index) instead of its embeddings")
+    sp.add_argument("--where", action="append", metavar="COND",
+                    help="keep only tracks whose stored tags meet COND, e.g. \"tag:piano>0.5\" (repeat: all must "
+                         "hold; `soundalike tag --list-tags --catalog DIR` lists the tags)")
     excerpt(sp, "QUERY")
     common(sp, catalog=True, model=True, threads=True)
     sp.set_defaults(func=cmd_similar)
@@ -583,6 +699,47 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--teacher-model", default="MTT_musicnn", help="musicnn model (default MTT_musicnn)")
     common(sp)
     sp.set_defaults(func=cmd_teacher_tags)
+
+    sp = sub.add_parser("tag", help="what is this? tag scores (genre, mood, instruments, vocals), also over time",
+                        description="Score QUERY with the tag heads (default: the shipped tags-mtt, 50 MagnaTagATune "
+                                    "tags distilled from musicnn, and instruments-gm, 16 General MIDI instrument "
+                                    "families as family/NAME). Whole-track scores are the mean over chunks; "
+                                    "--timeline adds one row per 3 s chunk, about every 1.5 s. With --catalog, "
+                                    "QUERY may be a track id or path whose stored tags are shown (their timeline "
+                                    "has the catalog's 3 s hop).")
+    sp.add_argument("query", metavar="QUERY", nargs="?", help="audio file, or a track id with --catalog")
+    sp.add_argument("--timeline", action="store_true", help="also print scores per chunk")
+    sp.add_argument("--top", type=int, default=10, help="tags to print (default 10; --json gives all)")
+    sp.add_argument("--heads", metavar="HEADS", default=None,
+                    help="comma-separated head names or paths (default: tags-mtt,instruments-gm)")
+    sp.add_argument("--list-tags", action="store_true", help="list the tag names and exit")
+    excerpt(sp, "QUERY")
+    common(sp, catalog=True, model=True, threads=True)
+    sp.set_defaults(func=cmd_tag)
+
+    sp = sub.add_parser("train-head", help="train a tag head on the frozen encoder (teacher, instruments or FMA)",
+                        description="Train a tag head that reads the encoder's block maps, so tags come from the "
+                                    "embedding's own pass. --dataset teacher: soft targets from a `soundalike "
+                                    "teacher-tags` folder; instruments: General MIDI notes and phrases rendered "
+                                    "with --soundfont, labelled by family; fma: FMA's top genres (--fma-root, "
+                                    "--metadata).")
+    sp.add_argument("--dataset", required=True, choices=["teacher", "instruments", "fma"], help="training data")
+    sp.add_argument("--out", "-o", required=True, metavar="PATH", help="where to save the head (PATH.safetensors "
+                    "+ PATH.json)")
+    sp.add_argument("--head", default="tag_conv", choices=["tag_conv", "tag_mlp"],
+                    help="tag_conv (a conv branch off block 2; default) or tag_mlp (on the pooled features)")
+    sp.add_argument("--name", help="name recorded in the head")
+    sp.add_argument("--teacher-dir", metavar="DIR", help="teacher: a folder from `soundalike teacher-tags`")
+    sp.add_argument("--soundfont", metavar="SF2", help="instruments: render with this .sf2 (default TimGM6mb)")
+    sp.add_argument("--fma-root", metavar="DIR", help="fma: the folder of XYZ/XYZABC.mp3 files")
+    sp.add_argument("--metadata", metavar="DIR|CSV", help="fma: fma_metadata (or its tracks.csv)")
+    sp.add_argument("--subset", choices=["small", "medium", "large"], help="fma: only this subset")
+    sp.add_argument("--steps", type=int, help="optimiser steps (default 2000)")
+    sp.add_argument("--lr", type=float, help="peak learning rate (default 0.002)")
+    sp.add_argument("--seed", type=int, default=0, help="random seed")
+    sp.add_argument("--progress", action="store_true", help="progress bar even when not on a terminal")
+    common(sp, model=True, threads=True)
+    sp.set_defaults(func=cmd_train_head)
 
     sp = sub.add_parser("models", help="list registered encoders and shipped models")
     sp.add_argument("--json", action="store_true", help="print JSON")

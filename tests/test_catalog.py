@@ -170,10 +170,11 @@ def test_killed_index_run_resumes_without_loss_or_duplicates(tmp_path):
         assert cat.similar(q, k=1)[0].track.path == str(q.resolve())
 
 
-@pytest.mark.parametrize("version, dropped", [(1, ("fingerprints", "hash_codes")), (2, ("hash_codes",))])
+@pytest.mark.parametrize("version, dropped", [(1, ("fingerprints", "hash_codes", "track_tags")),
+                                              (2, ("hash_codes", "track_tags")), (3, ("track_tags",))])
 def test_older_catalog_schemas_are_upgraded_in_place(tmp_path, version, dropped):
-    """A version-1 catalog (no fingerprints) or version-2 (no hash codes) opens as the current schema and can
-    then gain the missing codes; its tracks are kept."""
+    """A version-1 catalog (no fingerprints), version-2 (no hash codes) or version-3 (no tags) opens as the
+    current schema and can then gain the missing codes and tags; its tracks are kept."""
     from soundalike.hashing.data import HASH_FRONTEND
     from soundalike.hashing.train import hash_model
     from soundalike.index.catalog import SCHEMA_VERSION
@@ -181,7 +182,7 @@ def test_older_catalog_schemas_are_upgraded_in_place(tmp_path, version, dropped)
 
     folder = tmp_path / "music"
     write_tracks(folder, [50], duration=12.0)
-    cat = Catalog.create(tmp_path / "cat", fingerprint_model=None)
+    cat = Catalog.create(tmp_path / "cat", fingerprint_model=None, tag_heads=None)
     cat.add([folder])
     for table in dropped:
         cat._conn.execute(f"DROP TABLE {table}")
@@ -191,9 +192,11 @@ def test_older_catalog_schemas_are_upgraded_in_place(tmp_path, version, dropped)
     model = hash_model(tiny, name="tiny", label_names=("a", "b"), frontend=HASH_FRONTEND).save(tmp_path / "h")
     cat = Catalog.open(tmp_path / "cat")
     try:
-        assert SCHEMA_VERSION == 3 and cat.info()["schema_version"] == 3 and len(cat) == 1
+        assert SCHEMA_VERSION == 4 and cat.info()["schema_version"] == 4 and len(cat) == 1
         if "fingerprints" in dropped:
             assert cat.enable_fingerprints().fingerprinted == 1
-        assert cat.enable_hash_codes(model).hashed == 1
+        if "hash_codes" in dropped:
+            assert cat.enable_hash_codes(model).hashed == 1
+        assert cat.enable_tags().tagged == 1 and len(cat.tag_names) == 66
     finally:
         cat.close()

@@ -85,3 +85,27 @@ def test_cli_datasets_fma(tmp_path, capsys):
     assert (tmp_path / "out" / "manifest.jsonl").read_text().count("\n") == 3
     assert main(["datasets", "fma", str(tmp_path / "out2")]) == 2
     assert "--fma-root" in capsys.readouterr().err
+
+
+def test_fma_genre_head_trains_from_the_cli_and_tags_files(tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    from soundalike.cli import main
+    from soundalike.tagging.tagger import load_tagger
+
+    meta, root = _fixture(tmp_path)
+    head = tmp_path / "genre-head"
+    assert main(["train-head", "--dataset", "fma", "--fma-root", str(root), "--metadata", str(meta), "--out",
+                 str(head), "--head", "tag_mlp", "--steps", "60", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    # the training and validation tracks (2: Hip-Hop, 140: Folk), one 3 s chunk each; test track 5 is left out
+    assert d["rows"] == 2 and d["groups"] == 2 and d["tags"] == 2 and d["multi_label"] is False
+    assert d["train_accuracy"] == 1.0
+    tagger = load_tagger([str(head)])
+    assert tagger.tags == ("genre/Folk", "genre/Hip-Hop")
+    res = tagger.tag_file(root / "000" / "000002.mp3")
+    assert res.top(1)[0][0] == "genre/Hip-Hop" and np.isclose(res.track.sum(), 1.0, atol=1e-5)
+    assert main(["train-head", "--dataset", "fma", "--out", str(head)]) == 2
+    assert "--fma-root" in capsys.readouterr().err

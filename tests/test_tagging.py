@@ -52,7 +52,7 @@ def test_teacher_scores_are_saved_with_provenance_and_resume(tmp_path):
     cfg = TeacherConfig(python=sys.executable)
     out = tmp_path / "teacher"
     tags = run_teacher([*files, bad], out, config=cfg, env=env)
-    assert tags.tags == ("rock", "piano", "vocals") and tags.chunk_seconds == 3.0
+    assert tags.tags == ("rock", "piano", "vocals") and tags.chunk_seconds == 2.992  # musicnn's 187 frames
     assert [tags.scores[str(f.resolve())].shape for f in files] == [(2, 3), (4, 3), (7, 3)]
     want = np.random.default_rng(4100).random((4, 3)).astype(np.float32)
     np.testing.assert_array_equal(tags.scores[str(files[1].resolve())], want)
@@ -97,69 +97,3 @@ def test_cli_teacher_tags_json(tmp_path, monkeypatch, capsys):
     assert main(["teacher-tags", str(files[0].parent), "--out", str(out), "--teacher-python",
                  str(tmp_path / "missing")]) == 2
     assert "venv-teacher" in capsys.readouterr().err
-
-
-# ------------------------------------------------------------------ heads on encoder features
-
-
-@pytest.fixture(scope="module")
-def class_features():
-    """Encoder features of 3 classes x 6 generated 12 s tracks (the shipped default encoder)."""
-    from soundalike import load_encoder
-    from soundalike.tagging.train import chunk_features
-    from soundalike.testing import class_track
-
-    enc = load_encoder()
-    xs, labels, tracks = [], [], []
-    for label in range(3):
-        for i in range(6):
-            f, _ = chunk_features(enc, class_track(label, i, sr=enc.frontend.sample_rate, duration=12.0))
-            xs.append(f)
-            labels += [label] * len(f)
-            tracks += [label * 6 + i] * len(f)
-    return enc, np.concatenate(xs), np.array(labels), np.array(tracks)
-
-
-def test_chunk_timeline_and_teacher_alignment():
-    from soundalike import load_encoder
-    from soundalike.tagging.train import align_rows, chunk_features
-
-    enc = load_encoder()
-    feats, centres = chunk_features(enc, np.zeros(int(30 * enc.frontend.sample_rate), np.float32))
-    step = 64 * 512 / 22050
-    assert feats.shape[1] == 128 and len(feats) == 1 + (1292 - 129) // 64  # 30 s = 1292 frames
-    np.testing.assert_allclose(np.diff(centres), step)  # a row every 1.49 s
-    assert centres[0] == pytest.approx(64 * 512 / 22050)  # centre of frames 0..128
-    np.testing.assert_array_equal(align_rows(np.array([0.1, 2.99, 3.0, 7.5, 99.0]), 3.0, 4), [0, 0, 1, 2, 3])
-
-
-def test_tiny_tag_head_trains_above_chance_on_generated_audio(class_features, tmp_path):
-    from soundalike.errors import ModelError
-    from soundalike.evaluation.metrics import per_tag_auc
-    from soundalike.models.heads import HeadModel, load_head
-    from soundalike.tagging.train import TagTrainConfig, train_tag_head
-
-    enc, x, labels, tracks = class_features
-    train, test = tracks % 6 < 4, tracks % 6 >= 4  # tracks 4 and 5 of each class are never seen
-    soft = np.eye(3)[labels] * 0.8 + 0.1  # a teacher's soft scores
-    cfg = TagTrainConfig(steps=300, batch=64, threads=1)
-    net = train_tag_head(x[train], soft[train], cfg)
-    model = HeadModel(net, head="tag_mlp", tags=("low", "mid", "high"), multi_label=True,
-                      encoder_fingerprint=enc.fingerprint)
-    scores = model.scores(x[test])
-    res = per_tag_auc(np.eye(3)[labels[test]] > 0.5, scores, model.tags)
-    assert res["mean_roc_auc"] > 0.9 and res["tags_scored"] == 3  # chance: 0.5
-    back = load_head(model.save(tmp_path / "head"))
-    np.testing.assert_allclose(back.scores(x[test][:5]), scores[:5], atol=1e-6)
-    back.check_encoder(enc)
-    from soundalike import create_encoder
-
-    with pytest.raises(ModelError, match="retrain"):
-        back.check_encoder(create_encoder("contrastive_cnn_small"))
-    # one label per item (instrument families, genres): softmax rows sum to 1
-    single = train_tag_head(x[train], labels[train], cfg, multi_label=False)
-    one = HeadModel(single, head="tag_mlp", tags=("low", "mid", "high"), multi_label=False,
-                    encoder_fingerprint=enc.fingerprint)
-    p = one.scores(x[test])
-    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
-    assert (p.argmax(1) == labels[test]).mean() > 0.8

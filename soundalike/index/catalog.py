@@ -42,7 +42,7 @@ from soundalike.errors import (
 )
 from soundalike.index.vectors import VectorIndex
 
-SCHEMA_VERSION = 3  # 2: fingerprints table; 3: hash_codes table (older catalogs are upgraded in place on open)
+SCHEMA_VERSION = 4  # 2: fingerprints; 3: hash_codes; 4: track_tags (older catalogs are upgraded in place on open)
 DB_NAME = "catalog.sqlite"
 VECTORS_NAME = "vectors.faiss"
 DEFAULT_MAX_DURATION = 3600.0  # seconds; longer files are refused unless raised
@@ -75,6 +75,13 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 CREATE TABLE IF NOT EXISTS hash_codes (
     track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
     code BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS track_tags (
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    scores BLOB NOT NULL,
+    n INTEGER NOT NULL,
+    hop REAL NOT NULL,
+    timeline BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS failures (
     path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, reason TEXT NOT NULL, at REAL NOT NULL
@@ -133,6 +140,7 @@ class IndexReport:
     pruned: int = 0
     fingerprinted: int = 0  # tracks already in the catalog that got their missing fingerprints
     hashed: int = 0  # tracks that got their hash code (catalogs made with a hash model)
+    tagged: int = 0  # tracks already in the catalog that got their missing tag scores
     failed: list[tuple[str, str]] = field(default_factory=list)
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -158,6 +166,26 @@ def _hash_meta(hasher: Any) -> dict[str, str]:
     enc = hasher.encoder
     return {"hash_model_fingerprint": enc.fingerprint, "hash_model_ref": str(enc.source), "hash_model_name": enc.name,
             "hash_bits": str(hasher.bits)}
+
+
+def _tag_meta(tagger: Any) -> dict[str, str]:
+    return {"tag_model_fingerprint": tagger.fingerprint, "tag_model_name": tagger.name,
+            "tag_model_ref": json.dumps(tagger.refs), "tag_names": json.dumps(list(tagger.tags))}
+
+
+def _tagger_for(encoder: Any, tag_heads: Any) -> Any:
+    """The Tagger for ``tag_heads`` on ``encoder``; ``"default"`` gives None when the shipped heads were
+    trained on another encoder (a catalog of a custom model then simply keeps no tags)."""
+    from soundalike.tagging.tagger import load_tagger
+
+    if tag_heads is None:
+        return None
+    try:
+        return load_tagger(None if tag_heads == "default" else tag_heads, model=encoder)
+    except ModelError:
+        if tag_heads == "default":
+            return None
+        raise
 
 
 def file_sha256(path: str | Path, *, block: int = 1 << 20) -> str:
@@ -225,6 +253,9 @@ class Catalog:
         self._hasher: Any = None
         self._hash_index: Any = None
         self._hash_generation = -1
+        self._tagger: Any = None
+        self._tag_cache: Any = None
+        self._tag_generation = -1
 
     # ------------------------------------------------------------ open/create
     @staticmethod
@@ -241,14 +272,16 @@ class Catalog:
 
     @classmethod
     def create(cls, path: str | Path, *, model: Any = None, fingerprint_model: Any = "default",
-               hash_model: Any = None, exist_ok: bool = False) -> Catalog:
+               hash_model: Any = None, tag_heads: Any = "default", exist_ok: bool = False) -> Catalog:
         """Make a new, empty catalog at ``path`` bound to ``model`` (default: the shipped model).
 
         ``fingerprint_model`` (default: the shipped fingerprint model; ``None``:
         no fingerprints) is the encoder whose binary codes ``identify`` matches.
         ``hash_model`` (default ``None``: none; ``"default"``: the shipped
         hash_cnn-music) gives every track a compact binary code for
-        ``similar(..., hash=True)``.
+        ``similar(..., hash=True)``. ``tag_heads`` (default: the shipped heads, when they were trained on
+        ``model``; ``None``: no tags; or head names/paths) tags every track at index time, in the
+        embedding's own encoder pass.
         """
         from soundalike.models.checkpoint import AudioEncoder
         from soundalike.models.factory import load_encoder
@@ -273,6 +306,7 @@ class Catalog:
             from soundalike.hashing.coder import load_hasher
 
             hasher = load_hasher(hash_model)
+        tagger = _tagger_for(enc, tag_heads)
         root.mkdir(parents=True, exist_ok=True)
         conn = cls._connect(root / DB_NAME)
         for stmt in _SCHEMA.strip().split(";"):
@@ -293,12 +327,15 @@ class Catalog:
             meta.update(_fingerprint_meta(fp))
         if hasher is not None:
             meta.update(_hash_meta(hasher))
+        if tagger is not None:
+            meta.update(_tag_meta(tagger))
         conn.execute("BEGIN")
         conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
         conn.execute("COMMIT")
         cat = cls(root, conn, enc)
         cat._fingerprinter = fp
         cat._hasher = hasher
+        cat._tagger = tagger
         return cat
 
     @classmethod
@@ -319,7 +356,7 @@ class Catalog:
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"{db} is not a readable catalog database ({exc})") from exc
         version = int(meta.get("schema_version", "0"))
-        if version in (1, 2):  # add the fingerprints / hash_codes tables; nothing is filled until asked
+        if version in (1, 2, 3):  # add the fingerprints / hash_codes / track_tags tables; filled when asked
             conn.execute("BEGIN IMMEDIATE")
             for stmt in _SCHEMA.strip().split(";"):
                 if stmt.strip():
@@ -418,8 +455,11 @@ class Catalog:
                     " WHERE id=?", (*row, existing_id))
                 self._conn.execute("DELETE FROM fingerprints WHERE track_id = ?", (existing_id,))
                 self._conn.execute("DELETE FROM hash_codes WHERE track_id = ?", (existing_id,))
+                self._conn.execute("DELETE FROM track_tags WHERE track_id = ?", (existing_id,))
             if codes is not None:
                 self._put_codes(existing_id, codes)
+            if emb.tag_scores is not None:
+                self._put_tags(existing_id, emb.tag_scores)
             self._conn.execute("DELETE FROM failures WHERE path = ?", (path,))
             self._bump_generation()
             self._conn.execute("COMMIT")
@@ -447,6 +487,8 @@ class Catalog:
                                " FROM fingerprints WHERE track_id = ?", (new_id, src_id))
             self._conn.execute("INSERT INTO hash_codes(track_id, code) SELECT ?, code FROM hash_codes"
                                " WHERE track_id = ?", (new_id, src_id))
+            self._conn.execute("INSERT INTO track_tags(track_id, scores, n, hop, timeline) SELECT ?, scores, n,"
+                               " hop, timeline FROM track_tags WHERE track_id = ?", (new_id, src_id))
             self._conn.execute("DELETE FROM failures WHERE path = ?", (path,))
             self._bump_generation()
             self._conn.execute("COMMIT")
@@ -507,6 +549,23 @@ class Catalog:
         h = self.hasher
         self._fill_missing("hash_codes", "hashing", h.sample_rate, h.code, self._put_hash_code, report, "hashed",
                            max_duration, progress)
+
+    def _put_tags(self, track_id: int, timeline: np.ndarray) -> None:
+        """Inside a transaction: store one track's chunk tag scores and their mean."""
+        from soundalike.tagging.tagger import summarise
+
+        t = np.asarray(timeline, dtype=np.float32)
+        hop = self.encoder.frontend.frames_to_seconds(self.encoder.frontend.chunk_hop_frames)
+        self._conn.execute("INSERT OR REPLACE INTO track_tags(track_id, scores, n, hop, timeline) VALUES (?,?,?,?,?)",
+                           (int(track_id), summarise(t).tobytes(), int(len(t)), float(hop),
+                            t.astype(np.float16).tobytes()))
+
+    def _fill_tags(self, report: IndexReport, max_duration: float | None, progress: Any) -> None:
+        tagger = self.tagger
+        hop = self.encoder.frontend.chunk_hop_frames
+        self._fill_missing("track_tags", "tagging", self.encoder.frontend.sample_rate,
+                           lambda y: tagger.tag_waveform(y, hop_frames=hop).timeline, self._put_tags, report,
+                           "tagged", max_duration, progress)
 
     def _record_failure(self, path: str, st: os.stat_result | None, reason: str) -> None:
         self._conn.execute("INSERT OR REPLACE INTO failures(path, size, mtime_ns, reason, at) VALUES (?,?,?,?,?)",
@@ -571,7 +630,8 @@ class Catalog:
                     continue
                 todo.append((p, st, digest, old[0] if old else None))
 
-            embedder = Embedder(self.encoder, max_duration=max_duration)
+            embedder = Embedder(self.encoder, max_duration=max_duration,
+                                tagger=self.tagger if self.has_tags else None)
             fp = self.fingerprinter if self.has_fingerprints else None
             bar = None
             if progress is True and todo:
@@ -614,6 +674,8 @@ class Catalog:
                 self._fill_fingerprints(report, max_duration, progress)
             if self.has_hash_codes:
                 self._fill_hash_codes(report, max_duration, progress)
+            if self.has_tags:
+                self._fill_tags(report, max_duration, progress)
             self._index = None
             self._vector_index()  # rebuild and save now, not at the first query
         report.wall_seconds = time.perf_counter() - t0
@@ -719,9 +781,10 @@ class Catalog:
                 f"rebuild the fingerprints with `soundalike fingerprints --catalog {self.root} --rebuild`")
         return self._fingerprinter
 
-    def _load_side_model(self, prefix: str, verb: str, load: Callable[[str], Any], rebuild_hint: str) -> Any:
-        """Load the model named by the ``{prefix}_model_*`` meta (a fingerprinter or a hasher: anything with
-        an ``.encoder``) and check it is the one that filled the catalog."""
+    def _load_side_model(self, prefix: str, verb: str, load: Callable[[str], Any], rebuild_hint: str,
+                         identity: Callable[[Any], str] = lambda obj: obj.encoder.fingerprint) -> Any:
+        """Load the model named by the ``{prefix}_model_*`` meta (a fingerprinter, a hasher or a tagger) and
+        check (by ``identity``) that it is the one that filled the catalog."""
         ref = self._meta(f"{prefix}_model_ref")
         try:
             obj = load(ref)
@@ -729,10 +792,10 @@ class Catalog:
             raise CatalogError(f"catalog {self.root} was {verb} with model {ref!r}, which cannot be "
                                f"loaded ({exc})") from exc
         want = self._meta(f"{prefix}_model_fingerprint")
-        if obj.encoder.fingerprint != want:
+        if identity(obj) != want:
             raise CatalogMismatchError(
                 f"catalog {self.root} was {verb} by {self._meta(f'{prefix}_model_name')!r} (fingerprint {want}), "
-                f"but {ref!r} now loads a different model ({obj.encoder.fingerprint}); {rebuild_hint}")
+                f"but {ref!r} now loads a different model ({identity(obj)}); {rebuild_hint}")
         return obj
 
     def _switch_side_model(self, prefix: str, table: str, what: str, encoder: Any, meta: dict[str, str],
@@ -863,7 +926,8 @@ class Catalog:
             raise CatalogError(f"track {track_id} of {self.root} has no hash code yet; `soundalike index` fills it")
         return np.frombuffer(row[0], np.uint8).copy()
 
-    def hash_search(self, code: np.ndarray, *, k: int = 10, exclude: Iterable[int] = ()) -> list[Match]:
+    def hash_search(self, code: np.ndarray, *, k: int = 10, exclude: Iterable[int] = (),
+                    allow: Iterable[int] | None = None) -> list[Match]:
         """Nearest tracks to a packed code [shape=(bits / 8,)] by Hamming distance (score = 1 - d / bits)."""
         if k < 1:
             raise ParameterError("k must be at least 1")
@@ -875,38 +939,131 @@ class Catalog:
         skip = set(exclude)
         if not len(ids):
             return []
-        dist, rows = index.search(c, min(k + len(skip), len(ids)))
+        ok = None if allow is None else set(int(i) for i in allow)
+        dist, rows = index.search(c, min(k + len(skip), len(ids)) if ok is None else len(ids))
         pairs = [(int(ids[r]), int(d)) for r, d in zip(rows[0], dist[0], strict=True)
-                 if r >= 0 and int(ids[r]) not in skip][:k]
+                 if r >= 0 and int(ids[r]) not in skip and (ok is None or int(ids[r]) in ok)][:k]
         by_id = {t.id: t for t in self.tracks([i for i, _ in pairs])}
         return [Match(rank=n + 1, score=1.0 - d / bits, track=by_id[i], hamming=d)
                 for n, (i, d) in enumerate(pairs) if i in by_id]
 
+    # ------------------------------------------------------------------ tags
+    @property
+    def has_tags(self) -> bool:
+        """Whether this catalog tags its tracks (tag heads chosen at creation or with ``enable_tags``)."""
+        return self._conn.execute("SELECT 1 FROM meta WHERE key = 'tag_model_fingerprint'").fetchone() is not None
+
+    @property
+    def tag_names(self) -> tuple[str, ...]:
+        return tuple(json.loads(self._meta("tag_names"))) if self.has_tags else ()
+
+    @property
+    def tagger(self) -> Any:
+        """The catalog's :class:`~soundalike.tagging.tagger.Tagger` (loaded on first use)."""
+        if self._tagger is None:
+            if not self.has_tags:
+                raise CatalogError(f"catalog {self.root} keeps no tags; add them with `soundalike index "
+                                   f"MUSIC_FOLDER --catalog {self.root} --tag-heads default`")
+            from soundalike.tagging.tagger import load_tagger
+
+            self._tagger = self._load_side_model(
+                "tag", "tagged", lambda ref: load_tagger(json.loads(ref), model=self.encoder),
+                f"re-tag with `soundalike index MUSIC_FOLDER --catalog {self.root} --tag-heads HEADS --rebuild-tags`",
+                identity=lambda t: t.fingerprint)
+        return self._tagger
+
+    def enable_tags(self, tag_heads: Any = "default", *, rebuild: bool = False, progress: bool = False,
+                    max_duration: float | None = DEFAULT_MAX_DURATION) -> IndexReport:
+        """Start tagging with ``tag_heads`` (default: the shipped heads) and tag every track that has no
+        tags yet. ``rebuild`` replaces the tags of other heads."""
+        from soundalike.tagging.tagger import load_tagger
+
+        tagger = load_tagger(None if tag_heads == "default" else tag_heads, model=self.encoder)
+        report = IndexReport()
+        t0 = time.perf_counter()
+        with self._write_lock():
+            self._switch_side_model("tag", "track_tags", "tags", tagger, _tag_meta(tagger), rebuild,
+                                    "--rebuild-tags")
+            self._tagger = tagger
+            self._fill_tags(report, max_duration, progress)
+        report.wall_seconds = time.perf_counter() - t0
+        return report
+
+    def tag_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """(track ids [shape=(n,)], whole-track tag scores [shape=(n, n_tags)], columns in ``tag_names``
+        order) of every tagged track; cached until the catalog changes."""
+        gen = self.generation
+        if self._tag_cache is None or self._tag_generation != gen:
+            n_tags = len(self.tag_names)
+            rows = self._conn.execute("SELECT track_id, scores FROM track_tags ORDER BY track_id").fetchall()
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            scores = (np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(-1, n_tags) if rows
+                      else np.zeros((0, n_tags), np.float32))
+            self._tag_cache, self._tag_generation = (ids, scores), gen
+        return self._tag_cache
+
+    def track_tags(self, ref: int | str) -> Any:
+        """The stored :class:`~soundalike.tagging.tagger.TagResult` of a track (id or path): whole-track
+        scores and the timeline at the catalog's chunk hop."""
+        from soundalike.tagging.tagger import TagResult
+
+        track = self.track(ref)
+        tags = self.tag_names
+        if not tags:
+            self.tagger  # noqa: B018  (raises: no tags kept)
+        row = self._conn.execute("SELECT scores, n, hop, timeline FROM track_tags WHERE track_id = ?",
+                                 (track.id,)).fetchone()
+        if row is None:
+            raise CatalogError(f"track {track.id} of {self.root} has no tags yet; `soundalike index` fills them")
+        n, hop = int(row[1]), float(row[2])
+        return TagResult(tags, np.frombuffer(row[0], np.float32).copy(), np.arange(n) * hop,
+                         np.frombuffer(row[3], np.float16).reshape(n, len(tags)).astype(np.float32),
+                         self.encoder.frontend.chunk_seconds, hop, track.duration, track.path)
+
+    def filter_tracks(self, where: Sequence[str] | str) -> np.ndarray:
+        """Ids of the tracks that meet every condition (``"tag:piano>0.5"``; see
+        :func:`soundalike.tagging.filters.parse_where`)."""
+        from soundalike.tagging.filters import parse_where
+
+        conds = parse_where(where, self.tag_names, catalog=str(self.root))
+        ids, scores = self.tag_matrix()
+        keep = np.ones(len(ids), dtype=bool)
+        for c in conds:
+            keep &= c.test(scores[:, self.tag_names.index(c.tag)])
+        return ids[keep]
+
     def failures(self) -> list[tuple[str, str]]:
         return [(p, r) for p, r in self._conn.execute("SELECT path, reason FROM failures ORDER BY path")]
 
-    def search(self, vector: np.ndarray, *, k: int = 10, exclude: Iterable[int] = ()) -> list[Match]:
-        """Nearest tracks to a song embedding [shape=(d,)] by cosine similarity."""
+    def search(self, vector: np.ndarray, *, k: int = 10, exclude: Iterable[int] = (),
+               allow: Iterable[int] | None = None) -> list[Match]:
+        """Nearest tracks to a song embedding [shape=(d,)] by cosine similarity (only ``allow``, if given)."""
         if k < 1:
             raise ParameterError("k must be at least 1")
         skip = set(exclude)
-        scores, ids = self._vector_index().search(np.asarray(vector, np.float32)[None], k + len(skip))
-        pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0 and int(i) not in skip][:k]
+        index = self._vector_index()
+        ok = None if allow is None else set(int(i) for i in allow)
+        depth = k + len(skip) if ok is None else len(index)  # a filter ranks everything, then keeps its own
+        scores, ids = index.search(np.asarray(vector, np.float32)[None], depth)
+        pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True)
+                 if i >= 0 and int(i) not in skip and (ok is None or int(i) in ok)][:k]
         by_id = {t.id: t for t in self.tracks([i for i, _ in pairs])}
         return [Match(rank=n + 1, score=s, track=by_id[i]) for n, (i, s) in enumerate(pairs) if i in by_id]
 
     def similar(self, query: str | Path | int, *, k: int = 10, offset: float = 0.0,
-                duration: float | None = None, hash: bool = False) -> list[Match]:
+                duration: float | None = None, hash: bool = False,
+                where: Sequence[str] | str | None = None) -> list[Match]:
         """The ``k`` tracks that sound most like ``query``: an audio file, or a catalog track id.
 
         A file is embedded with the catalog's model (``offset``/``duration``
         pick an excerpt); a track id uses its stored embedding and leaves the
         track itself out of the answer. ``hash=True`` ranks by Hamming distance
-        of the hash model's codes instead (the catalog must keep them).
+        of the hash model's codes instead (the catalog must keep them). ``where`` keeps only tracks that
+        meet every condition, e.g. ``"tag:piano>0.5"`` (the catalog must keep tags).
         """
         from soundalike.tasks.similar import similar
 
-        return similar(self, query, k=k, offset=offset, duration=duration, hash=hash)
+        return similar(self, query, k=k, offset=offset, duration=duration, hash=hash, where=where)
 
     def info(self) -> dict[str, Any]:
         n, secs, chunks = self._conn.execute(
@@ -938,7 +1095,16 @@ class Catalog:
             "labels": labels,
             "fingerprints": self._fingerprint_info(float(secs)),
             "hash_codes": self._hash_info(),
+            "tags": self._tag_info(),
         }
+
+    def _tag_info(self) -> dict[str, Any] | None:
+        if not self.has_tags:
+            return None
+        n = self._conn.execute("SELECT COUNT(*) FROM track_tags").fetchone()[0]
+        return {"heads": self._meta("tag_model_name"), "heads_ref": json.loads(self._meta("tag_model_ref")),
+                "fingerprint": self._meta("tag_model_fingerprint"), "n_tags": len(self.tag_names),
+                "tracks": int(n)}
 
     def _hash_info(self) -> dict[str, Any] | None:
         if not self.has_hash_codes:

@@ -46,14 +46,18 @@ class TrackEmbedding:
     path: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     samples: np.ndarray | None = None  # the decoded waveform, only when asked for (keep_samples)
+    tag_scores: np.ndarray | None = None  # float32 [shape=(n_chunks, n_tags)], when the Embedder has a tagger
 
 
 class Embedder:
     """Decode + front-end + encoder, configured entirely by the model."""
 
     def __init__(self, encoder: AudioEncoder, *, chunk_hop_frames: int | None = None,
-                 batch_size: int = 128, max_duration: float | None = None) -> None:
+                 batch_size: int = 128, max_duration: float | None = None, tagger: Any = None) -> None:
         self.encoder = encoder
+        self.tagger = tagger  # a Tagger on this encoder: its heads score the same chunks in the same pass
+        if tagger is not None and tagger.encoder is not encoder:
+            raise ParameterError("the tagger must wrap the Embedder's own encoder")
         self.config = encoder.frontend
         self.hop_frames = int(chunk_hop_frames or self.config.chunk_hop_frames)
         if self.hop_frames <= 0:
@@ -77,10 +81,15 @@ class Embedder:
         """Embed a mono waveform at the model's sample rate."""
         if len(y) == 0:
             raise ParameterError("cannot embed an empty waveform")
-        chunk_emb = self.encoder.embed_chunks(self.chunks(y), batch_size=self.batch_size)
+        scores = None
+        if self.tagger is not None:
+            chunk_emb, scores = self.tagger.chunk_scores(self.chunks(y), batch_size=self.batch_size)
+        else:
+            chunk_emb = self.encoder.embed_chunks(self.chunks(y), batch_size=self.batch_size)
         c = self.config
         return TrackEmbedding(chunk_emb, song_embedding(chunk_emb), len(y) / c.sample_rate,
-                              c.chunk_seconds, c.frames_to_seconds(self.hop_frames), path, dict(tags or {}))
+                              c.chunk_seconds, c.frames_to_seconds(self.hop_frames), path, dict(tags or {}),
+                              tag_scores=scores)
 
     def decode(self, path: str | Path, *, offset: float = 0.0, duration: float | None = None) -> DecodedAudio:
         return decode(path, sr=self.config.sample_rate, offset=offset, duration=duration,

@@ -122,7 +122,24 @@ class AudioEncoder:
             raise ModelError(f"encoder {self.name!r} ({self.encoder}) exposes no chunk features for tag heads")
         return self._batched(self.net.features, chunks, batch_size)
 
-    def _batched(self, fn: Any, chunks: Any, batch_size: int) -> np.ndarray:
+    def embed_with_heads(self, chunks: Any, heads: Any, *, batch_size: int = 128) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One pass over log-mel chunks gives the embeddings [shape=(n, embed_dim)] and each head's scores
+        [shape=(n, n_tags)]: the heads read the encoder's own block maps (``net.trunk``)."""
+        if not hasattr(self.net, "trunk"):
+            raise ModelError(f"encoder {self.name!r} ({self.encoder}) exposes no block maps for tag heads")
+        heads = list(heads)
+        for h in heads:
+            h.check_encoder(self)
+
+        def both(x: Any) -> list[Any]:
+            maps = self.net.trunk(x)
+            return [self.net.embed_maps(maps), *(h.scores_from_maps(maps) for h in heads)]
+
+        out = self._batched(both, chunks, batch_size)
+        return out[0], out[1:]
+
+    def _batched(self, fn: Any, chunks: Any, batch_size: int) -> Any:
+        """``fn`` over batches of chunks; its tensor (or list of tensors) concatenated as float32 numpy."""
         import torch
 
         self._prepare()
@@ -132,8 +149,11 @@ class AudioEncoder:
                 f"expected chunks of shape (n, {self.frontend.n_mels}, frames), got {tuple(x.shape)}"
             )
         with torch.inference_mode():
-            parts = [fn(x[i : i + batch_size]).numpy() for i in range(0, max(x.shape[0], 1), batch_size)]
-        return np.concatenate(parts).astype(np.float32, copy=False)  # no chunks: one empty batch, (0, d)
+            parts = [fn(x[i : i + batch_size]) for i in range(0, max(x.shape[0], 1), batch_size)]
+        if isinstance(parts[0], list | tuple):  # no chunks: one empty batch, (0, d)
+            return [np.concatenate([p[j].numpy() for p in parts]).astype(np.float32, copy=False)
+                    for j in range(len(parts[0]))]
+        return np.concatenate([p.numpy() for p in parts]).astype(np.float32, copy=False)
 
     # ------------------------------------------------------------- saving
     def save(self, path: str | Path) -> Path:

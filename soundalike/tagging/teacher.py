@@ -42,9 +42,21 @@ class TeacherConfig:
     input_length: float = 3.0  # seconds per scored chunk
 
 
+def musicnn_patch_seconds(input_length: float) -> float:
+    """Seconds between the starts of musicnn's score rows (and each row's length) for ``input_length``.
+
+    musicnn cuts its 16 kHz, hop-256 spectrogram into patches of
+    ``librosa.time_to_frames(input_length, n_fft=512) + 1`` frames, without overlap: 187 frames (2.992 s)
+    for 3 s. Aligning with the nominal 3 s drifts by about 1 s over a 3-minute track.
+    """
+    frames = int((round(input_length * 16000) - 512 // 2) // 256) + 1
+    return frames * 256 / 16000
+
+
 @dataclass
 class TeacherTags:
-    """Scores of one teacher run: ``scores[path]`` is float32 [shape=(n_chunks, n_tags)] in [0, 1]."""
+    """Scores of one teacher run: ``scores[path]`` is float32 [shape=(n_rows, n_tags)] in [0, 1]; row ``i``
+    covers ``[i * chunk_seconds, (i + 1) * chunk_seconds)``."""
 
     tags: tuple[str, ...]
     scores: dict[str, np.ndarray]
@@ -133,7 +145,7 @@ def load_teacher(folder: str | Path) -> TeacherTags:
         if arr.ndim != 2 or arr.shape[1] != len(tags):
             raise DatasetError(f"{folder / key}.npy has shape {arr.shape}; expected (chunks, {len(tags)})")
         scores[path] = arr.astype(np.float32)
-    return TeacherTags(tags, scores, float(meta["teacher"]["input_length"]), meta)
+    return TeacherTags(tags, scores, musicnn_patch_seconds(float(meta["teacher"]["input_length"])), meta)
 
 
 def check_teacher(tags: TeacherTags, *, tolerance: float = 1e-4) -> None:

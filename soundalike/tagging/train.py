@@ -1,12 +1,11 @@
-"""Training tag heads on a frozen encoder's chunk features.
+"""Training a tag head on a frozen encoder.
 
-:func:`chunk_features` runs the encoder once over a waveform's chunks (every
-``hop_frames``: 64 frames = 1.49 s for the default model) and keeps the pooled
-features the embedding is made from. :func:`distillation_set` pairs each
-chunk with the teacher's score row covering the chunk's centre;
-:func:`train_tag_head` fits a :class:`~soundalike.models.heads.TagMLP` with
-binary cross-entropy on soft targets (multi-label) or cross-entropy (one
-label per item).
+The head reads :class:`~soundalike.tagging.data.TagData` inputs (computed once
+by the frozen encoder). Multi-label sets train with binary cross-entropy on
+soft targets (the teacher's scores); single-label sets with cross-entropy.
+Conv heads see random frequency and time bands of their input map zeroed
+(SpecAugment on the map); MLP heads get feature standardisation folded into
+their first layer, so they read raw features at inference.
 """
 
 from __future__ import annotations
@@ -17,99 +16,214 @@ from typing import Any
 import numpy as np
 
 from soundalike.errors import ParameterError
-
-TIMELINE_HOP_FRAMES = 64  # 64 x 512 / 22050 = 1.49 s between chunk starts for the default front-end
+from soundalike.tagging.data import TagData
 
 
 @dataclass(frozen=True)
 class TagTrainConfig:
+    head: str = "tag_conv"  # registered head (soundalike.models.heads.HEADS)
     steps: int = 2000
-    batch: int = 256
+    batch: int = 64
     lr: float = 2e-3
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-2
+    warmup: float = 0.1  # fraction of steps spent warming up (one-cycle schedule)
     hidden: int = 256
-    dropout: float = 0.2
+    dropout: float = 0.3
+    mask: float = 0.2  # conv heads: zero one frequency and one time band of up to this fraction of the map
+    balance: bool = True  # single-label: sample classes equally often
     seed: int = 0
     threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch < 1 or self.lr <= 0 or not 0 <= self.mask < 1 or not 0 <= self.warmup < 1:
+            raise ParameterError(f"bad training settings {self}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def chunk_features(encoder: Any, samples: np.ndarray, *, hop_frames: int = TIMELINE_HOP_FRAMES,
-                   batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled encoder features of every chunk [shape=(n, d)] and each chunk's centre time in seconds [shape=(n,)].
+def new_head(encoder: Any, cfg: TagTrainConfig, n_tags: int, **overrides: Any) -> Any:
+    """A fresh registered head sized for ``encoder``'s block maps."""
+    import torch
 
-    ``samples`` must be at the encoder's sample rate.
-    """
-    from soundalike.features.mel import log_mel_chunks
+    from soundalike.models.heads import HEADS, head_config
 
-    fe = encoder.frontend
-    chunks = log_mel_chunks(np.asarray(samples, dtype=np.float32), fe, hop_frames=hop_frames)
-    feats = encoder.chunk_features(chunks, batch_size=batch_size)
-    centres = (np.arange(len(feats)) * hop_frames + (fe.chunk_frames - 1) / 2) * fe.hop_length / fe.sample_rate
-    return feats, centres
-
-
-def align_rows(centres: np.ndarray, row_seconds: float, n_rows: int) -> np.ndarray:
-    """Index of the teacher row (one per ``row_seconds``) covering each chunk centre, clipped to the last row."""
-    if row_seconds <= 0 or n_rows < 1:
-        raise ParameterError("row_seconds must be positive and there must be at least one row")
-    return np.minimum((np.asarray(centres) // row_seconds).astype(np.int64), n_rows - 1)
+    if cfg.head not in HEADS:
+        raise ParameterError(f"unknown head {cfg.head!r}; registered: {', '.join(sorted(HEADS))}")
+    values: dict[str, Any] = {"n_tags": n_tags, "hidden": cfg.hidden, "dropout": cfg.dropout, **overrides}
+    probe = HEADS[cfg.head](head_config(cfg.head, {k: v for k, v in overrides.items() if k == "tap"}))
+    encoder._prepare()
+    with torch.inference_mode():
+        x = torch.full((1, encoder.frontend.n_mels, encoder.frontend.chunk_frames), -40.0)
+        shape = probe.head_input(encoder.net.trunk(x)).shape
+    key = "in_dim" if len(shape) == 2 else "in_channels"
+    values[key] = int(shape[1])
+    torch.manual_seed(cfg.seed)
+    return HEADS[cfg.head](head_config(cfg.head, values))
 
 
-def distillation_set(encoder: Any, teacher: Any, *, hop_frames: int = TIMELINE_HOP_FRAMES,
-                     paths: list[str] | None = None, max_seconds: float = 600.0
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features (N, d), teacher scores (N, n_tags), track index (N,)) for the teacher's files (or ``paths``)."""
-    from soundalike.audio.io import decode
+def _fold_standardisation(net: Any, x: Any) -> None:
+    """For an MLP head: scale its first layer so it reads raw features as if they were z-scored."""
+    import torch
 
-    wanted = paths if paths is not None else sorted(teacher.scores)
-    xs, ys, ts = [], [], []
-    for i, path in enumerate(wanted):
-        rows = teacher.scores[path]
-        audio = decode(path, sr=encoder.frontend.sample_rate, duration=max_seconds, max_duration=None)
-        feats, centres = chunk_features(encoder, audio.samples, hop_frames=hop_frames)
-        xs.append(feats)
-        ys.append(rows[align_rows(centres, teacher.chunk_seconds, len(rows))])
-        ts.append(np.full(len(feats), i))
-    return np.concatenate(xs), np.concatenate(ys).astype(np.float32), np.concatenate(ts)
+    first = net.net[0]
+    mu, sd = x.mean(dim=0), x.std(dim=0) + 1e-6
+    with torch.no_grad():
+        first.weight.data /= sd
+        first.bias.data -= (first.weight.data * mu).sum(dim=1)
 
 
-def train_tag_head(x: np.ndarray, y: np.ndarray, cfg: TagTrainConfig, *, multi_label: bool = True) -> Any:
-    """Fit a TagMLP on features x [shape=(n, d)] and targets y: soft scores [shape=(n, n_tags)] (multi-label)
-    or class indices [shape=(n,)] with ``multi_label=False`` (then ``n_tags`` = y.max() + 1)."""
+def train_head(net: Any, data: TagData, cfg: TagTrainConfig, *, progress: bool = False) -> Any:
+    """Fit ``net`` (a fresh head, see :func:`new_head`) to ``data``; returns it in eval mode."""
     import torch
     import torch.nn.functional as F
 
-    from soundalike.models.heads import TagMLP
-
+    if len(data) == 0:
+        raise ParameterError("no training rows")
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    xt = torch.as_tensor(np.asarray(x), dtype=torch.float32)
-    if multi_label:
-        yt = torch.as_tensor(np.asarray(y), dtype=torch.float32)
-        n_tags = yt.shape[1]
+    xs = torch.from_numpy(np.ascontiguousarray(data.inputs))
+    if data.multi_label:
+        yt = torch.as_tensor(np.asarray(data.targets), dtype=torch.float32)
     else:
-        yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
-        n_tags = int(yt.max()) + 1
-    mu, sd = xt.mean(dim=0), xt.std(dim=0) + 1e-6
-    net = TagMLP(TagMLP.Config(in_dim=xt.shape[1], hidden=cfg.hidden, n_tags=n_tags, dropout=cfg.dropout))
-    with torch.no_grad():  # fold feature standardisation into the first layer, so the head reads raw features
-        first: Any = net.net[0]
-        first.weight.data /= sd
-        first.bias.data -= (first.weight.data * mu).sum(dim=1)
+        yt = torch.as_tensor(np.asarray(data.targets), dtype=torch.long)
+    conv = xs.ndim == 4
+    if not conv:
+        _fold_standardisation(net, xs.float())
+    by_class = ([np.flatnonzero(data.targets == c) for c in np.unique(data.targets)]
+                if cfg.balance and not data.multi_label else None)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.steps, 1))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps,
+                                                pct_start=max(cfg.warmup, 1.0 / cfg.steps))
+    it: Any = range(cfg.steps)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="training head", unit="step", dynamic_ncols=True)
     net.train()
-    for _ in range(cfg.steps):
-        b = torch.from_numpy(rng.integers(0, len(xt), size=min(cfg.batch, len(xt))))
-        logits = net(xt[b])
-        loss = (F.binary_cross_entropy_with_logits(logits, yt[b]) if multi_label
-                else F.cross_entropy(logits, yt[b]))
+    bs = min(cfg.batch, len(xs))
+    for _ in it:
+        if by_class is not None:
+            cls = rng.integers(0, len(by_class), size=bs)
+            idx = np.array([by_class[c][rng.integers(0, len(by_class[c]))] for c in cls])
+        else:
+            idx = rng.integers(0, len(xs), size=bs)
+        b = torch.from_numpy(idx)
+        x = xs[b].float()
+        if conv and cfg.mask > 0:
+            _mask_bands(x, rng, cfg.mask)
+        logits = net(x)
+        loss = F.binary_cross_entropy_with_logits(logits, yt[b]) if data.multi_label else F.cross_entropy(logits, yt[b])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
+        if progress:
+            it.set_postfix_str(f"loss {loss.item():.4f}")
     return net.eval()
+
+
+def _mask_bands(x: Any, rng: np.random.Generator, frac: float) -> None:
+    """Zero one random frequency band and one time band per map of x [shape=(B, C, F, T)], in place."""
+    n, _, nf, nt = x.shape
+    wf = rng.integers(0, max(1, int(frac * nf)) + 1, size=n)
+    wt = rng.integers(0, max(1, int(frac * nt)) + 1, size=n)
+    f0 = rng.integers(0, nf, size=n)
+    t0 = rng.integers(0, nt, size=n)
+    for i in range(n):
+        x[i, :, f0[i] : f0[i] + wf[i]] = 0
+        x[i, :, :, t0[i] : t0[i] + wt[i]] = 0
+
+
+def predict(net: Any, inputs: np.ndarray, *, multi_label: bool, batch_size: int = 256) -> np.ndarray:
+    """Scores of a trained head for precomputed inputs [shape=(n, n_tags)]."""
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(inputs), batch_size):
+            logits = net(torch.from_numpy(np.ascontiguousarray(inputs[i : i + batch_size])).float())
+            out.append((torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+DATASETS = ("teacher", "instruments", "fma")
+
+
+def load_dataset(dataset: str, encoder: Any, head: Any, *, teacher_dir: str | None = None,
+                 teacher_views: int = 0, soundfont: str | None = None, per_program: int = 16, views: int = 2,
+                 fma_root: str | None = None,
+                 metadata: str | None = None, subset: str | None = None, progress: bool = False) -> TagData:
+    """The training set ``dataset`` for ``head`` on ``encoder`` (see :mod:`soundalike.tagging.data`).
+
+    teacher: a folder written by ``soundalike teacher-tags``; instruments: ``per_program`` clips per General
+    MIDI program rendered with ``soundfont`` (default TimGM6mb), each also in ``views`` copies with varied
+    timbre, tags ``family/NAME``; fma: ``tracks.csv`` + MP3s, tags ``genre/NAME``.
+    """
+    from soundalike.errors import DatasetError
+    from soundalike.tagging import data as tdata
+
+    if dataset == "teacher":
+        from soundalike.tagging.teacher import check_teacher, load_teacher
+
+        if not teacher_dir:
+            raise ParameterError("--dataset teacher needs --teacher-dir (a folder from `soundalike teacher-tags`)")
+        teacher = load_teacher(teacher_dir)
+        check_teacher(teacher)
+        return tdata.teacher_data(encoder, head, teacher, views=teacher_views, progress=progress)
+    if dataset == "instruments":
+        from soundalike.data.instruments import render_instrument_clips
+
+        clips = render_instrument_clips(soundfont=soundfont, per_program=per_program,
+                                        sample_rate=encoder.frontend.sample_rate)
+        d = tdata.instrument_data(encoder, head, clips, views=views)
+        d.tags = tuple(f"family/{t}" for t in d.tags)
+        return d
+    if dataset == "fma":
+        from soundalike.data.fma import read_fma
+
+        if not fma_root or not metadata:
+            raise ParameterError("--dataset fma needs --fma-root (the MP3 folders) and --metadata (fma_metadata)")
+        fma = read_fma(metadata, fma_root, subset=subset)
+        tracks = [t for t in fma.tracks if t.split in ("training", "validation")] or list(fma.tracks)
+        if not tracks:
+            raise DatasetError("no FMA tracks with a top genre and an MP3 were found")
+        d = tdata.fma_data(encoder, head, tracks, progress=progress)
+        d.tags = tuple(f"genre/{t}" for t in d.tags)
+        d.source["subset"] = subset
+        return d
+    raise ParameterError(f"unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}")
+
+
+def fit_head(dataset: str, out: str, *, model: Any = None, cfg: TagTrainConfig | None = None,
+             name: str | None = None, progress: bool = False, **data_args: Any) -> tuple[Any, dict[str, Any]]:
+    """Load ``dataset``, train a head on ``model``'s frozen features, save it at ``out``;
+    returns (the HeadModel, a report)."""
+    import time
+
+    from soundalike.models.checkpoint import AudioEncoder
+    from soundalike.models.factory import load_encoder
+    from soundalike.models.heads import HeadModel
+
+    cfg = cfg or TagTrainConfig()
+    encoder = model if isinstance(model, AudioEncoder) else load_encoder(model)
+    t0 = time.perf_counter()
+    probe = new_head(encoder, cfg, 1)
+    data = load_dataset(dataset, encoder, probe, progress=progress, **data_args)
+    n_tags = len(data.tags)
+    net = train_head(new_head(encoder, cfg, n_tags), data, cfg, progress=progress)
+    fit = predict(net, data.inputs, multi_label=data.multi_label)
+    report: dict[str, Any] = {"dataset": dataset, "rows": len(data), "groups": len(data.group_names),
+                              "tags": n_tags, "multi_label": data.multi_label, "train": cfg.to_dict(),
+                              "source": data.source, "encoder": encoder.name,
+                              "encoder_fingerprint": encoder.fingerprint}
+    if not data.multi_label:
+        report["train_accuracy"] = round(float((fit.argmax(1) == data.targets).mean()), 4)
+    report["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    head = HeadModel(net, head=cfg.head, tags=data.tags, multi_label=data.multi_label,
+                     encoder_fingerprint=encoder.fingerprint, name=name or f"{cfg.head}-{dataset}",
+                     metadata={"trained_on": report})
+    head.save(out)
+    report["out"] = str(out)
+    return head, report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,15 +23,20 @@ def _as_track_id(query: str | Path | int) -> int | None:
 
 
 def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: float = 0.0,
-            duration: float | None = None, hash: bool = False) -> list[Match]:
+            duration: float | None = None, hash: bool = False,
+            where: Sequence[str] | str | None = None) -> list[Match]:
     """Tracks of ``catalog`` most similar to ``query`` (an audio file or a track id), best first.
 
-    ``hash=True`` ranks by the Hamming distance of the catalog's hash codes.
+    ``hash=True`` ranks by the Hamming distance of the catalog's hash codes. ``where`` (``"tag:piano>0.5"``,
+    several conditions all hold) keeps only the tracks whose stored tags meet it.
     """
     from soundalike.inference.embed import Embedder
 
     if k < 1:
         raise ParameterError("k must be at least 1")
+    allow = catalog.filter_tracks(where) if where else None
+    if allow is not None and not len(allow):
+        return []
     track_id = _as_track_id(query)
     if hash:
         hasher = catalog.hasher  # raises if the catalog keeps no hash codes
@@ -40,8 +46,8 @@ def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: f
             except TrackNotFoundError:
                 raise TrackNotFoundError(
                     f"{query!r} is neither an audio file nor a track id in catalog {catalog.root}") from None
-            return catalog.hash_search(code, k=k, exclude=[track_id])
-        return catalog.hash_search(hasher.code_file(str(query), offset=offset, duration=duration), k=k)
+            return catalog.hash_search(code, k=k, exclude=[track_id], allow=allow)
+        return catalog.hash_search(hasher.code_file(str(query), offset=offset, duration=duration), k=k, allow=allow)
     if track_id is not None:
         try:
             _, song = catalog.embeddings(track_id)
@@ -49,6 +55,6 @@ def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: f
             raise TrackNotFoundError(
                 f"{query!r} is neither an audio file nor a track id in catalog {catalog.root}"
             ) from None
-        return catalog.search(song, k=k, exclude=[track_id])
+        return catalog.search(song, k=k, exclude=[track_id], allow=allow)
     emb = Embedder(catalog.encoder).embed_file(str(query), offset=offset, duration=duration)
-    return catalog.search(emb.song, k=k)
+    return catalog.search(emb.song, k=k, allow=allow)

@@ -38,16 +38,28 @@ class ContrastiveCNN(nn.Module):
     def embed_dim(self) -> int:
         return self.config.embed_dim
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, n_mels, T) dB in [-db_range, 0] -> pooled features (B, C_last)."""
+    def trunk(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
+        """x: (B, n_mels, T) dB in [-db_range, 0] -> the output map of each conv block [(B, C_i, M_i, T_i)]
+        (only the first ``upto`` blocks when given): what tag heads read, from the embedding's own pass."""
         half = self.config.db_range / 2
         h = ((x + half) / half).unsqueeze(1)  # (B, 1, M, T) in [-1, 1]
-        h = self.blocks(h)  # (B, C, M', T')
-        return h.mean(dim=(-2, -1))  # (B, C)
+        maps = []
+        for block in list(self.blocks)[:upto]:
+            h = block(h)
+            maps.append(h)
+        return maps
+
+    def embed_maps(self, maps: list[torch.Tensor]) -> torch.Tensor:
+        """The embedding from :meth:`trunk`'s maps: (B, embed_dim), unit rows."""
+        return F.normalize(self.fc(maps[-1].mean(dim=(-2, -1))), dim=-1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, n_mels, T) dB in [-db_range, 0] -> pooled features (B, C_last)."""
+        return self.trunk(x)[-1].mean(dim=(-2, -1))  # (B, C)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, n_mels, T) log-mel chunks -> (B, embed_dim) unit-norm embeddings."""
-        return F.normalize(self.fc(self.features(x)), dim=-1)
+        return self.embed_maps(self.trunk(x))
 
 
 @register_encoder("contrastive_cnn_small", description="same family at 1/4 width, 64-d; for quick experiments and tests")
