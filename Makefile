@@ -36,7 +36,7 @@ install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
 	@test -f $(DEMO)/corpus/manifest.jsonl || $(BIN)/soundalike demo-corpus $(DEMO)/corpus --works-per-collection $(DEMO_WORKS) --instrumentations 2
-	$(BIN)/soundalike index $(DEMO)/corpus/audio --catalog $(DEMO)/catalog --manifest $(DEMO)/corpus/manifest.jsonl --hash-model hash_cnn-music
+	$(BIN)/soundalike index $(DEMO)/corpus/audio --catalog $(DEMO)/catalog --manifest $(DEMO)/corpus/manifest.jsonl --hash-model hash_cnn-music --tag-heads default
 	$(BIN)/soundalike info --catalog $(DEMO)/catalog
 	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 10
 	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 5 --hash

@@ -32,7 +32,8 @@ from soundalike.tagging.evaluate import evaluate_instruments, evaluate_teacher  
 from soundalike.tagging.teacher import check_teacher, load_teacher  # noqa: E402
 from soundalike.tagging.train import TagTrainConfig, fit_head  # noqa: E402
 
-TEACHER_CFG = TagTrainConfig(head="tag_conv", steps=3200, batch=64)
+TEACHER_CFG = TagTrainConfig(head="tag_conv", steps=6400, batch=64)
+TEACHER_VIEWS = 1  # one more copy of each training track with varied timbre (EQ, reverb, noise)
 INSTRUMENT_CFG = TagTrainConfig(head="tag_conv", steps=3000, batch=64)
 
 
@@ -85,7 +86,7 @@ def report_md(res: dict) -> str:
             lines.append(f"| {fam} | {_fmt(acc)} | {_fmt(i['baseline']['per_family'][fam])} |")
         lines.append("")
     for key in ("train_teacher", "train_instruments"):
-        if key in res:
+        if res.get(key):
             r = res[key]
             lines += [f"Training ({key[6:]}): {r['rows']} rows from {r['groups']} sources, {r['train']['steps']} "
                       f"steps of {r['train']['batch']}, {r['wall_seconds']:.0f} s on this machine.", ""]
@@ -114,16 +115,20 @@ def main() -> int:
         check_teacher(held_out)
         if args.train:
             _, res["train_teacher"] = fit_head("teacher", str(heads / "tags-mtt"), model=enc, cfg=TEACHER_CFG,
-                                               name="tags-mtt", progress=True, teacher_dir=args.teacher_train)
-        res["teacher"] = evaluate_teacher(enc, load_head(heads / "tags-mtt"), held_out, train=train, progress=True)
+                                               name="tags-mtt", progress=True, teacher_dir=args.teacher_train,
+                                               teacher_views=TEACHER_VIEWS)
+        head = load_head(heads / "tags-mtt")
+        res["train_teacher"] = head.metadata.get("trained_on", res.get("train_teacher"))
+        res["teacher"] = evaluate_teacher(enc, head, held_out, train=train, progress=True)
         print("teacher: student chunk ROC-AUC", _fmt(res["teacher"]["student"]["chunk"]["mean_roc_auc"]),
               "baseline", _fmt(res["teacher"]["baseline"]["chunk"]["mean_roc_auc"]), flush=True)
     if "instruments" not in args.skip:
         if args.train:
             _, res["train_instruments"] = fit_head("instruments", str(heads / "instruments-gm"), model=enc,
                                                    cfg=INSTRUMENT_CFG, name="instruments-gm", progress=True)
-        res["instruments"] = evaluate_instruments(enc, load_head(heads / "instruments-gm"),
-                                                  test_soundfont=args.test_soundfont)
+        head = load_head(heads / "instruments-gm")
+        res["train_instruments"] = head.metadata.get("trained_on", res.get("train_instruments"))
+        res["instruments"] = evaluate_instruments(enc, head, test_soundfont=args.test_soundfont)
         print("instruments: student", res["instruments"]["student"]["accuracy"], "baseline",
               res["instruments"]["baseline"]["accuracy"], flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)

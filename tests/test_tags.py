@@ -303,3 +303,22 @@ def test_where_conditions_parse_and_explain_mistakes():
         parse_where("tag:piano>1.5", tags)
     with pytest.raises(ParameterError, match="keeps no tags"):
         parse_where("tag:piano>0.5", ())
+
+
+def test_shipped_heads_fit_the_default_model_and_name_rendered_instruments():
+    from soundalike.data.instruments import render_instrument_clips
+    from soundalike.models.heads import list_shipped_heads
+    from soundalike.tagging.tagger import DEFAULT_HEADS, load_tagger
+
+    assert set(DEFAULT_HEADS) <= set(list_shipped_heads())
+    tagger = load_tagger()
+    assert len(tagger.tags) == 66 and "male vocal" in tagger.tags and "family/piano" in tagger.tags
+    fam = [j for j, t in enumerate(tagger.tags) if t.startswith("family/")]
+    clips = render_instrument_clips(programs=(0, 33, 56, 73), per_program=2, seed=99)  # seeds never trained on
+    want = ["family/piano"] * 2 + ["family/bass"] * 2 + ["family/brass"] * 2 + ["family/pipe"] * 2
+    got = []
+    for y in clips.waves:
+        res = tagger.tag_waveform(y)
+        np.testing.assert_allclose(res.track[fam].sum(), 1.0, atol=1e-4)  # one family per chunk
+        got.append(tagger.tags[fam[int(np.argmax(res.track[fam]))]])
+    assert sum(g == w for g, w in zip(got, want, strict=True)) >= 7, got

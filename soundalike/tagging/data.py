@@ -151,16 +151,11 @@ def teacher_data(encoder: Any, head: Any, teacher: Any, *, paths: Sequence[str] 
 
 
 def vary_timbre(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """A random recording-like change of one clip: half the time a speed change of up to +-10 % (pitch and
-    formants), EQ (up to +-12 dB in 3 bands), reverb half the time, and noise at 20-40 dB SNR; so a head
-    learns instrument families, not one soundfont's samples."""
+    """A random recording-like change of one clip: EQ (up to +-12 dB in 3 bands), reverb half the time,
+    and noise at 20-40 dB SNR; so a head learns instrument families, not one soundfont's samples."""
     from soundalike.augment import waveform as W
 
-    out = y
-    if rng.random() < 0.5:  # resampled: pitch and formants move together by up to +-1.6 semitones
-        out = W.speed_change(out, sr, float(rng.uniform(0.91, 1.1)))
-        out = np.pad(out, (0, max(0, len(y) - len(out))))
-    out = W.random_eq(out, sr, rng, max_db=12.0)
+    out = W.random_eq(y, sr, rng, max_db=12.0)
     if rng.random() < 0.5:
         out = W.reverb(out, sr, rng, rt60=float(rng.uniform(0.2, 1.2)), wet=float(rng.uniform(0.1, 0.4)))
     out = W.add_noise(out, float(rng.uniform(20.0, 40.0)), rng, "pink" if rng.random() < 0.5 else "white")

@@ -29,6 +29,7 @@ class TagTrainConfig:
     warmup: float = 0.1  # fraction of steps spent warming up (one-cycle schedule)
     hidden: int = 256
     dropout: float = 0.3
+    tap: int | None = None  # encoder block the head reads (None: the head's default: 1 for tag_conv, -1 for tag_mlp)
     mask: float = 0.2  # conv heads: zero one frequency and one time band of up to this fraction of the map
     balance: bool = True  # single-label: sample classes equally often
     seed: int = 0
@@ -103,7 +104,7 @@ def train_head(net: Any, data: TagData, cfg: TagTrainConfig, *, progress: bool =
         it = tqdm(it, desc="training head", unit="step", dynamic_ncols=True)
     net.train()
     bs = min(cfg.batch, len(xs))
-    for _ in it:
+    for step in it:
         if by_class is not None:
             cls = rng.integers(0, len(by_class), size=bs)
             idx = np.array([by_class[c][rng.integers(0, len(by_class[c]))] for c in cls])
@@ -119,8 +120,8 @@ def train_head(net: Any, data: TagData, cfg: TagTrainConfig, *, progress: bool =
         loss.backward()
         opt.step()
         sched.step()
-        if progress:
-            it.set_postfix_str(f"loss {loss.item():.4f}")
+        if progress and step % 50 == 0:
+            it.set_postfix_str(f"loss {loss.item():.4f}", refresh=False)
     return net.eval()
 
 
@@ -209,10 +210,11 @@ def fit_head(dataset: str, out: str, *, model: Any = None, cfg: TagTrainConfig |
     cfg = cfg or TagTrainConfig()
     encoder = model if isinstance(model, AudioEncoder) else load_encoder(model)
     t0 = time.perf_counter()
-    probe = new_head(encoder, cfg, 1)
+    taps = {} if cfg.tap is None else {"tap": cfg.tap}
+    probe = new_head(encoder, cfg, 1, **taps)
     data = load_dataset(dataset, encoder, probe, progress=progress, **data_args)
     n_tags = len(data.tags)
-    net = train_head(new_head(encoder, cfg, n_tags), data, cfg, progress=progress)
+    net = train_head(new_head(encoder, cfg, n_tags, **taps), data, cfg, progress=progress)
     fit = predict(net, data.inputs, multi_label=data.multi_label)
     report: dict[str, Any] = {"dataset": dataset, "rows": len(data), "groups": len(data.group_names),
                               "tags": n_tags, "multi_label": data.multi_label, "train": cfg.to_dict(),
