@@ -765,7 +765,7 @@ class Catalog:
     @property
     def has_fingerprints(self) -> bool:
         """Whether this catalog keeps fingerprints (made with a fingerprint model) for ``identify``."""
-        return self._conn.execute("SELECT 1 FROM meta WHERE key = 'fp_model_fingerprint'").fetchone() is not None
+        return self._has_side("fp")
 
     @property
     def fingerprinter(self) -> Any:
@@ -780,6 +780,10 @@ class Catalog:
                 "fp", "fingerprinted", load_fingerprinter,
                 f"rebuild the fingerprints with `soundalike fingerprints --catalog {self.root} --rebuild`")
         return self._fingerprinter
+
+    def _has_side(self, prefix: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM meta WHERE key = ?", (f"{prefix}_model_fingerprint",)).fetchone() \
+            is not None
 
     def _load_side_model(self, prefix: str, verb: str, load: Callable[[str], Any], rebuild_hint: str,
                          identity: Callable[[Any], str] = lambda obj: obj.encoder.fingerprint) -> Any:
@@ -798,17 +802,18 @@ class Catalog:
                 f"but {ref!r} now loads a different model ({identity(obj)}); {rebuild_hint}")
         return obj
 
-    def _switch_side_model(self, prefix: str, table: str, what: str, encoder: Any, meta: dict[str, str],
+    def _switch_side_model(self, prefix: str, table: str, what: str, model: Any, meta: dict[str, str],
                            rebuild: bool, flag: str) -> None:
-        """Under the write lock: make ``encoder`` the catalog's ``{prefix}`` model; rows of ``table`` made by
-        another model are dropped only with ``rebuild`` (else CatalogMismatchError, nothing changed)."""
+        """Under the write lock: make ``model`` (anything with ``fingerprint`` and ``name``: an encoder, or a
+        tagger) the catalog's ``{prefix}`` model; rows of ``table`` made by another model are dropped only
+        with ``rebuild`` (else CatalogMismatchError, nothing changed)."""
         key = f"{prefix}_model_fingerprint"
-        has = self._conn.execute("SELECT 1 FROM meta WHERE key = ?", (key,)).fetchone() is not None
-        same = has and self._meta(key) == encoder.fingerprint
+        has = self._has_side(prefix)
+        same = has and self._meta(key) == model.fingerprint
         if has and not same and not rebuild:
             raise CatalogMismatchError(f"catalog {self.root} holds {what} of model "
                                        f"{self._meta(f'{prefix}_model_name')!r}; pass {flag} to replace them "
-                                       f"with {encoder.name!r}'s")
+                                       f"with {model.name!r}'s")
         if same:
             return
         self._conn.execute("BEGIN IMMEDIATE")
@@ -828,13 +833,20 @@ class Catalog:
         from soundalike.fingerprint import load_fingerprinter
 
         fp = load_fingerprinter(fingerprint_model)
+        return self._enable_side("fp", "fingerprints", "fingerprints", fp, fp.encoder, _fingerprint_meta(fp),
+                                 rebuild, "--rebuild", "_fingerprinter", self._fill_fingerprints, max_duration, progress)
+
+    def _enable_side(self, prefix: str, table: str, what: str, obj: Any, identity: Any, meta: dict[str, str],
+                     rebuild: bool, flag: str, attr: str, fill: Callable[..., None], max_duration: float | None,
+                     progress: bool) -> IndexReport:
+        """Under the write lock: make ``obj`` the catalog's ``{prefix}`` model (see :meth:`_switch_side_model`),
+        keep it on ``self.{attr}`` and fill ``table`` for every track that has no row yet."""
         report = IndexReport()
         t0 = time.perf_counter()
         with self._write_lock():
-            self._switch_side_model("fp", "fingerprints", "fingerprints", fp.encoder, _fingerprint_meta(fp),
-                                    rebuild, "--rebuild")
-            self._fingerprinter = fp
-            self._fill_fingerprints(report, max_duration, progress)
+            self._switch_side_model(prefix, table, what, identity, meta, rebuild, flag)
+            setattr(self, attr, obj)
+            fill(report, max_duration, progress)
         report.wall_seconds = time.perf_counter() - t0
         return report
 
@@ -865,7 +877,7 @@ class Catalog:
     @property
     def has_hash_codes(self) -> bool:
         """Whether this catalog keeps a hash model's binary code per track (for ``similar(..., hash=True)``)."""
-        return self._conn.execute("SELECT 1 FROM meta WHERE key = 'hash_model_fingerprint'").fetchone() is not None
+        return self._has_side("hash")
 
     @property
     def hasher(self) -> Any:
@@ -889,15 +901,8 @@ class Catalog:
         from soundalike.hashing.coder import load_hasher
 
         hasher = load_hasher(hash_model)
-        report = IndexReport()
-        t0 = time.perf_counter()
-        with self._write_lock():
-            self._switch_side_model("hash", "hash_codes", "hash codes", hasher.encoder, _hash_meta(hasher),
-                                    rebuild, "--rebuild-hash")
-            self._hasher = hasher
-            self._fill_hash_codes(report, max_duration, progress)
-        report.wall_seconds = time.perf_counter() - t0
-        return report
+        return self._enable_side("hash", "hash_codes", "hash codes", hasher, hasher.encoder, _hash_meta(hasher),
+                                 rebuild, "--rebuild-hash", "_hasher", self._fill_hash_codes, max_duration, progress)
 
     def hash_index(self) -> tuple[Any, np.ndarray]:
         """(FAISS IndexBinaryFlat of every track's code, the track id of each row); rebuilt when the catalog
@@ -951,7 +956,7 @@ class Catalog:
     @property
     def has_tags(self) -> bool:
         """Whether this catalog tags its tracks (tag heads chosen at creation or with ``enable_tags``)."""
-        return self._conn.execute("SELECT 1 FROM meta WHERE key = 'tag_model_fingerprint'").fetchone() is not None
+        return self._has_side("tag")
 
     @property
     def tag_names(self) -> tuple[str, ...]:
@@ -979,15 +984,8 @@ class Catalog:
         from soundalike.tagging.tagger import load_tagger
 
         tagger = load_tagger(None if tag_heads == "default" else tag_heads, model=self.encoder)
-        report = IndexReport()
-        t0 = time.perf_counter()
-        with self._write_lock():
-            self._switch_side_model("tag", "track_tags", "tags", tagger, _tag_meta(tagger), rebuild,
-                                    "--rebuild-tags")
-            self._tagger = tagger
-            self._fill_tags(report, max_duration, progress)
-        report.wall_seconds = time.perf_counter() - t0
-        return report
+        return self._enable_side("tag", "track_tags", "tags", tagger, tagger, _tag_meta(tagger), rebuild,
+                                 "--rebuild-tags", "_tagger", self._fill_tags, max_duration, progress)
 
     def tag_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """(track ids [shape=(n,)], whole-track tag scores [shape=(n, n_tags)], columns in ``tag_names``
