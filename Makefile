@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 DEMO   ?= demo
 # The demo corpus: 10 music21 collections x 6 works x 2 instrumentations (~40 min of audio).
 DEMO_WORKS ?= 6
+PORT ?= 8000
 
 .PHONY: demo test install install-test lint typecheck bench clean help
 
@@ -24,7 +25,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q --no-deps tinysoundfont
-	$(BIN)/pip install -q -e '.[render]'
+	$(BIN)/pip install -q -e '.[render,serve]'
 	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
@@ -43,15 +44,20 @@ demo: $(VENV)/.installed
 	$(BIN)/soundalike tag $(DEMO)/corpus/query.mp3 --top 8
 	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 5 --where "tag:piano>0.2"
 	$(BIN)/soundalike identify $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog --duration 8
+	@echo "starting the web app on the demo catalog: open http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
+	$(BIN)/soundalike serve --catalog $(DEMO)/catalog --port $(PORT)
 
-# The held-out soundfont for instrument tags (Debian's fluid-soundfont-gm): installed when run as root with
-# apt-get (CI); elsewhere its test skips and says so.
+# Debian packages some tests use: the held-out soundfont for instrument tags (fluid-soundfont-gm) and
+# Chromium + its driver for the browser test of the web app. Installed when run as root with apt-get
+# (CI); elsewhere those tests skip and say so. Playwright drives /usr/bin/chromium: never `playwright install`.
 FLUID_SF2 := /usr/share/sounds/sf2/FluidR3_GM.sf2
+CHROMIUM  := /usr/bin/chromium
 
 test: $(VENV)/.installed-test
-	@test -f $(FLUID_SF2) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluid-soundfont-gm) >/dev/null; } || \
-	  echo "note: fluid-soundfont-gm is not installed (needs root and apt-get); the test that uses it will skip"
+	@{ test -f $(FLUID_SF2) && test -x $(CHROMIUM); } || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluid-soundfont-gm chromium \
+	   chromium-driver) >/dev/null; } || \
+	  echo "note: fluid-soundfont-gm / chromium are not installed (needs root and apt-get); their tests will skip"
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -ra
 
 lint: $(VENV)/.installed-test

@@ -458,6 +458,18 @@ def cmd_train_head(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from soundalike.serve.app import ServeConfig, serve
+    except ImportError as exc:  # fastapi / uvicorn missing
+        raise SoundalikeError(f"the web app needs the serve extra ({exc.name} is missing): "
+                              "pip install 'soundalike[serve]'") from exc
+    _threads(args)
+    serve(ServeConfig(catalog=_catalog_arg(args), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
+                      decode_timeout=args.timeout, workers=args.workers))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from soundalike.models.factory import DEFAULT_MODEL, list_pretrained
     from soundalike.models.heads import HEADS, list_shipped_heads
@@ -740,6 +752,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--progress", action="store_true", help="progress bar even when not on a terminal")
     common(sp, model=True, threads=True)
     sp.set_defaults(func=cmd_train_head)
+
+    sp = sub.add_parser("serve", help="the web app and JSON API over a catalog (upload, similar, tags, map)",
+                        description="Start the web app (FastAPI + uvicorn) on a catalog: upload a song to see what "
+                                    "sounds like it, its tags and, for an excerpt, where it comes from; browse and "
+                                    "search the catalog and its embedding map. The JSON API is described at /docs. "
+                                    "Binds to 127.0.0.1 unless --host says otherwise.")
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sp.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sp.add_argument("--max-upload-mb", type=float, default=50.0, help="refuse bigger uploads with 413 (default 50)")
+    sp.add_argument("--timeout", type=float, default=30.0,
+                    help="seconds allowed to decode and analyse one upload (default 30)")
+    sp.add_argument("--workers", type=int, default=2, help="inference threads (default 2; more requests queue)")
+    sp.add_argument("--catalog", "-c", metavar="DIR", help="catalog folder (default: $SOUNDALIKE_CATALOG)")
+    sp.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch and FAISS")
+    sp.set_defaults(func=cmd_serve)
 
     sp = sub.add_parser("models", help="list registered encoders and shipped models")
     sp.add_argument("--json", action="store_true", help="print JSON")

@@ -1,0 +1,338 @@
+"""The web app: a FastAPI JSON API over one catalog, plus a plain HTML/CSS/JS page (no build step).
+
+Uploads arrive as the raw request body (``curl --data-binary @song.mp3``; the page sends the file the
+same way). They are streamed into a private temporary directory (mode 0700) with a size cap (413 past
+it), decoded with a time limit (what the bytes are is decided by decoding: 415 for anything that is not
+audio), and always deleted. Inference runs in a bounded pool of worker threads, each with its own
+catalog connection. Audio is served only by catalog id, with HTTP range requests; no file path appears in
+any URL or answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from soundalike.errors import AudioDecodeError, ParameterError, SoundalikeError, TrackNotFoundError
+
+STATIC = Path(__file__).with_name("static")
+AUDIO_TYPES = {".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg",
+               ".flac": "audio/flac", ".wav": "audio/wav", ".m4a": "audio/mp4", ".aac": "audio/aac",
+               ".webm": "audio/webm", ".aiff": "audio/aiff", ".aif": "audio/aiff"}
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    catalog: str
+    host: str = "127.0.0.1"  # loopback unless told otherwise
+    port: int = 8000
+    max_upload_mb: float = 50.0  # bigger uploads get 413
+    decode_timeout: float = 30.0  # seconds for decoding + inference of one upload
+    max_seconds: float = 900.0  # longer uploads are refused (422)
+    workers: int = 2  # inference threads; more requests wait their turn
+    k: int = 10
+
+    def __post_init__(self) -> None:
+        if self.max_upload_mb <= 0 or self.decode_timeout <= 0 or self.workers < 1 or self.k < 1:
+            raise ParameterError(f"bad server settings {self}")
+
+
+class Engine:
+    """Runs catalog work in a bounded pool of threads, each with its own :class:`Catalog` (SQLite
+    connections belong to one thread)."""
+
+    def __init__(self, cfg: ServeConfig) -> None:
+        from soundalike.index.catalog import Catalog
+
+        self.cfg = cfg
+        first = Catalog.open(cfg.catalog)  # fail now, with the catalog's own message, not at the first request
+        self.has_fingerprints, self.has_tags = first.has_fingerprints, first.has_tags
+        self.name = first.root.name
+        first.close()
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="soundalike-serve")
+        self._map: tuple[int, dict[str, Any]] | None = None
+        self.uploads = Path(tempfile.mkdtemp(prefix="soundalike-uploads-"))  # 0700: only this user reads it
+
+    def catalog(self) -> Any:
+        cat = getattr(self._local, "catalog", None)
+        if cat is None:
+            from soundalike.index.catalog import Catalog
+
+            cat = self._local.catalog = Catalog.open(self.cfg.catalog)
+        return cat
+
+    async def run(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._pool, lambda: fn(self.catalog(), *args))
+        return await asyncio.wait_for(fut, timeout) if timeout else await fut
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self.uploads, ignore_errors=True)
+
+    # -------------------------------------------------------------- answers (run in the pool)
+    def web_track(self, cat: Any, track: Any, tags: Any = None) -> dict[str, Any]:
+        """A track as the API shows it: no file path, an audio URL by id, its top tags."""
+        d = {"id": track.id, "name": track.display_name, "title": track.title, "artist": track.artist,
+             "album": track.album, "genre": track.genre, "duration": round(track.duration, 3),
+             "labels": track.labels, "audio_url": f"/api/tracks/{track.id}/audio"}
+        if tags is not None:
+            d["tags"] = tags
+        return d
+
+    def top_tags(self, cat: Any, ids: list[int], n: int = 5) -> dict[int, dict[str, float]]:
+        if not cat.has_tags:
+            return {}
+        all_ids, scores = cat.tag_matrix()
+        rows = {int(i): r for i, r in zip(all_ids, scores, strict=True)}
+        names = cat.tag_names
+        return {i: {names[j]: round(float(rows[i][j]), 3) for j in np.argsort(-rows[i])[:n]} for i in ids if i in rows}
+
+
+def spectrogram(samples: np.ndarray, sr: int, *, n_mels: int = 64, max_cols: int = 400) -> dict[str, Any]:
+    """A small log-mel picture of an upload for the page: dB rows (low to high), at most ``max_cols`` columns."""
+    from soundalike.features.mel import FrontendConfig, MelFrontend, power_to_db
+
+    fe = FrontendConfig(sample_rate=sr, n_fft=1024, hop_length=max(256, len(samples) // max_cols + 1),
+                        n_mels=n_mels)
+    db = power_to_db(MelFrontend(fe)(np.asarray(samples, np.float32)), amin=fe.amin, top_db=80.0).numpy()
+    return {"db": np.round(db, 1).tolist(), "seconds": round(len(samples) / sr, 3), "n_mels": n_mels}
+
+
+def create_app(cfg: ServeConfig) -> Any:
+    """The FastAPI app for ``cfg.catalog``."""
+    engine = Engine(cfg)
+    cap = int(cfg.max_upload_mb * 2**20)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            engine.close()
+
+    app = FastAPI(title="soundalike", version=__import__("soundalike").__version__, lifespan=lifespan,
+                  description="What sounds like this, what is this, and where did it come from: a JSON API "
+                              "over one soundalike catalog. Uploads are the raw request body (an audio file).")
+    app.state.engine = engine
+
+    @app.exception_handler(SoundalikeError)
+    async def _typed(_: Request, exc: SoundalikeError) -> JSONResponse:
+        status = 404 if isinstance(exc, TrackNotFoundError) else 415 if isinstance(exc, AudioDecodeError) else 422
+        return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
+
+    async def receive_upload(request: Request) -> Path:
+        """Stream the body into the private upload folder, refusing more than the cap (413)."""
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise HTTPException(413, f"upload of {int(declared) / 2**20:.1f} MB is over the {cfg.max_upload_mb:g} MB cap")
+        path = engine.uploads / secrets.token_hex(16)
+        size = 0
+        try:
+            with open(path, "xb") as fh:
+                async for block in request.stream():
+                    size += len(block)
+                    if size > cap:
+                        raise HTTPException(413, f"upload is over the {cfg.max_upload_mb:g} MB cap")
+                    fh.write(block)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        if size == 0:
+            path.unlink(missing_ok=True)
+            raise HTTPException(422, "empty upload: send an audio file as the request body")
+        return path
+
+    async def with_upload(request: Request, work: Callable[..., Any]) -> Any:
+        path = await receive_upload(request)
+        try:
+            return await engine.run(work, path, timeout=cfg.decode_timeout)
+        except TimeoutError:
+            raise HTTPException(422, f"decoding and analysing the upload took over {cfg.decode_timeout:g} s") from None
+        finally:
+            path.unlink(missing_ok=True)
+
+    def decode_upload(path: Path, sr: int, offset: float = 0.0, duration: float | None = None) -> Any:
+        from soundalike.audio.io import decode
+
+        return decode(path, sr=sr, offset=offset, duration=duration, max_duration=cfg.max_seconds)
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz() -> dict[str, Any]:
+        n = await engine.run(lambda cat: len(cat))
+        return {"status": "ok", "catalog": engine.name, "tracks": n}
+
+    @app.post("/api/similar", tags=["search"],
+              openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
+                  "schema": {"type": "string", "format": "binary"}}}}})
+    async def similar(request: Request, k: int = Query(cfg.k, ge=1, le=200), offset: float = Query(0.0, ge=0),
+                      duration: float | None = Query(None, gt=0), where: Annotated[list[str] | None, Query()] = None,
+                      identify: bool = True) -> dict[str, Any]:
+        """The k catalog tracks that sound most like the uploaded audio; also its spectrogram, its tags,
+        and, when it is an excerpt of a catalog track, which one and where."""
+
+        def work(cat: Any, path: Path) -> dict[str, Any]:
+            from soundalike.inference.embed import Embedder
+
+            t0 = time.perf_counter()
+            audio = decode_upload(path, cat.encoder.frontend.sample_rate, offset, duration)
+            emb = Embedder(cat.encoder).embed_waveform(audio.samples)
+            allow = cat.filter_tracks(where) if where else None
+            matches = [] if allow is not None and not len(allow) else cat.search(emb.song, k=k, allow=allow)
+            tags = engine.top_tags(cat, [m.track.id for m in matches])
+            out: dict[str, Any] = {
+                "k": k, "where": where or [], "duration": round(audio.duration, 3),
+                "matches": [{"rank": m.rank, "score": round(float(m.score), 4),
+                             **engine.web_track(cat, m.track, tags.get(m.track.id))} for m in matches],
+                "spectrogram": spectrogram(audio.samples, audio.sr)}
+            if cat.has_tags:
+                out["tags"] = cat.tagger.tag_waveform(audio.samples).to_dict(top=10)["tags"]
+            if identify and cat.has_fingerprints:
+                out["excerpt_of"] = identify_upload(cat, path, offset, duration)
+            out["seconds"] = round(time.perf_counter() - t0, 3)
+            return out
+
+        return await with_upload(request, work)
+
+    def identify_upload(cat: Any, path: Path, offset: float, duration: float | None) -> dict[str, Any] | None:
+        from soundalike.tasks.identify import identify_waveform
+
+        fp = cat.fingerprinter
+        audio = decode_upload(path, fp.sample_rate, offset, duration)
+        res = identify_waveform(cat, audio.samples, audio.sr, top=3, query="upload")
+        m = res.match
+        if m is None:
+            return None
+        return {"offset": round(m.offset, 3), "confidence": round(m.confidence, 4), **engine.web_track(cat, m.track)}
+
+    @app.post("/api/identify", tags=["search"],
+              openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
+                  "schema": {"type": "string", "format": "binary"}}}}})
+    async def identify(request: Request, offset: float = Query(0.0, ge=0),
+                       duration: float | None = Query(None, gt=0)) -> dict[str, Any]:
+        """Which catalog track the uploaded excerpt comes from, and where (``match`` null: no match)."""
+        if not engine.has_fingerprints:
+            raise HTTPException(409, "this catalog keeps no fingerprints; `soundalike fingerprints --catalog C` adds them")
+        return {"match": await with_upload(request, lambda cat, p: identify_upload(cat, p, offset, duration))}
+
+    @app.post("/api/tag", tags=["tags"],
+              openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
+                  "schema": {"type": "string", "format": "binary"}}}}})
+    async def tag(request: Request, timeline: bool = False, offset: float = Query(0.0, ge=0),
+                  duration: float | None = Query(None, gt=0)) -> dict[str, Any]:
+        """Tag scores of the uploaded audio for the whole of it and, with ``timeline``, per ~1.5 s chunk."""
+        if not engine.has_tags:
+            raise HTTPException(409, "this catalog keeps no tags; `soundalike index ... --tag-heads default` adds them")
+
+        def work(cat: Any, path: Path) -> dict[str, Any]:
+            audio = decode_upload(path, cat.encoder.frontend.sample_rate, offset, duration)
+            d = cat.tagger.tag_waveform(audio.samples).to_dict(timeline=timeline)
+            d.pop("path", None)
+            return dict(d)
+
+        return await with_upload(request, work)
+
+    @app.get("/api/tracks", tags=["catalog"])
+    async def tracks(q: str = "", limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        """Catalog tracks whose name, title, artist, album or labels contain ``q`` (case-insensitive)."""
+
+        def work(cat: Any) -> dict[str, Any]:
+            needle = q.lower().strip()
+            found = []
+            for t in cat.tracks():
+                hay = " ".join(str(x) for x in (t.display_name, t.title, t.artist, t.album, t.genre,
+                                                *t.labels.values()) if x).lower()
+                if needle in hay:
+                    found.append(t)
+            page = found[offset : offset + limit]
+            tags = engine.top_tags(cat, [t.id for t in page], 3)
+            return {"total": len(found), "offset": offset, "limit": limit,
+                    "tracks": [engine.web_track(cat, t, tags.get(t.id)) for t in page]}
+
+        return await engine.run(work)
+
+    @app.get("/api/tracks/{track_id}", tags=["catalog"])
+    async def track(track_id: int) -> dict[str, Any]:
+        """One track: its fields, labels and top 10 tags."""
+
+        def work(cat: Any) -> dict[str, Any]:
+            t = cat.track(int(track_id))
+            return engine.web_track(cat, t, engine.top_tags(cat, [t.id], 10).get(t.id))
+
+        return await engine.run(work)
+
+    @app.get("/api/tracks/{track_id}/audio", tags=["catalog"], response_class=FileResponse)
+    async def audio(track_id: int) -> FileResponse:
+        """The track's audio file, streamed (HTTP range requests work: seek in the player)."""
+        t = await engine.run(lambda cat: cat.track(int(track_id)))
+        if not os.path.isfile(t.path):
+            raise HTTPException(404, f"the audio of track {track_id} is no longer on disk")
+        kind = AUDIO_TYPES.get(Path(t.path).suffix.lower(), "application/octet-stream")
+        return FileResponse(t.path, media_type=kind, content_disposition_type="inline",
+                            filename=f"track-{track_id}{Path(t.path).suffix.lower()}")
+
+    @app.get("/api/map", tags=["catalog"])
+    async def embedding_map(label_key: str = "label") -> dict[str, Any]:
+        """Song embeddings in 2-D (PCA), with each track's label for colour."""
+
+        def work(cat: Any) -> dict[str, Any]:
+            gen = cat.generation
+            if engine._map is not None and engine._map[0] == gen and engine._map[1]["label_key"] == label_key:
+                return engine._map[1]
+            ts = cat.tracks()
+            if not ts:
+                return {"method": "pca", "label_key": label_key, "points": [], "labels": [], "explained": []}
+            x = np.stack([cat.embeddings(t.id)[1] for t in ts]).astype(np.float64)
+            x -= x.mean(axis=0)
+            _, s, vt = np.linalg.svd(x, full_matrices=False)
+            xy = x @ vt[:2].T if len(vt) >= 2 else np.pad(x @ vt[:1].T, ((0, 0), (0, 1)))
+            span = np.abs(xy).max(axis=0)
+            xy = xy / np.where(span > 0, span, 1.0)
+            var = (s**2) / max(float((s**2).sum()), 1e-12)
+
+            def label(t: Any) -> str:
+                v = t.labels.get(label_key) or t.labels.get("collection") or t.genre
+                return str(v) if v is not None else "unlabelled"
+
+            labels = [label(t) for t in ts]
+            out = {"method": "pca", "label_key": label_key, "labels": sorted(set(labels)),
+                   "explained": [round(float(v), 4) for v in var[:2]],
+                   "points": [{"id": t.id, "name": t.display_name, "label": lab, "x": round(float(p[0]), 4),
+                               "y": round(float(p[1]), 4)} for t, lab, p in zip(ts, labels, xy, strict=True)]}
+            engine._map = (gen, out)
+            return out
+
+        return await engine.run(work)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def serve(cfg: ServeConfig) -> None:
+    """Run the app with uvicorn until interrupted."""
+    import uvicorn
+
+    app = create_app(cfg)
+    print(f"soundalike: serving catalog {cfg.catalog} at http://{cfg.host}:{cfg.port}/  (Ctrl-C stops)", flush=True)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

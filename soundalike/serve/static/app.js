@@ -1,0 +1,149 @@
+// soundalike web page: plain JS over the JSON API (see /docs for the OpenAPI description).
+"use strict";
+const $ = (id) => document.getElementById(id);
+const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d",
+                 "#9333ea", "#ea580c", "#0d9488", "#4b5563"];
+let mapData = null;
+
+function esc(s) {
+  return String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+}
+function clock(s) {
+  const m = Math.floor(s / 60);
+  return `${m}:${(s - 60 * m).toFixed(1).padStart(4, "0")}`;
+}
+function tagChips(tags) {
+  return tags ? Object.entries(tags).map(([t, v]) => `<span title="${v}">${esc(t)} ${v.toFixed(2)}</span>`).join("") : "";
+}
+function trackItem(t, score) {
+  const li = document.createElement("li");
+  const labels = Object.entries(t.labels || {}).filter(([, v]) => typeof v !== "object").slice(0, 3)
+    .map(([k, v]) => `<span class="chip">${esc(k)}: ${esc(v)}</span>`).join("");
+  li.innerHTML = `<span class="score">${score === undefined ? "#" + t.id : score.toFixed(3)}</span>
+    <span><span class="name">${esc(t.title || t.name)}</span> <span class="muted">#${t.id} · ${t.duration.toFixed(0)} s</span>
+    <br>${labels}<span class="tags">${tagChips(t.tags)}</span></span>
+    <audio controls preload="none" src="${esc(t.audio_url)}"></audio>`;
+  li.dataset.trackId = t.id;
+  return li;
+}
+
+async function api(path, opts) {
+  const r = await fetch(path, opts);
+  const body = await r.json().catch(() => ({detail: r.statusText}));
+  if (!r.ok) throw new Error(body.detail || r.statusText);
+  return body;
+}
+
+function drawSpectrogram(spec) {
+  const c = $("spectrogram"), rows = spec.db, h = rows.length, w = rows[0].length;
+  c.width = w; c.height = h;
+  const ctx = c.getContext("2d"), img = ctx.createImageData(w, h);
+  for (let y = 0; y < h; y++) {
+    const row = rows[h - 1 - y];  // low frequencies at the bottom
+    for (let x = 0; x < w; x++) {
+      const v = Math.max(0, Math.min(1, (row[x] + 80) / 80)), i = 4 * (y * w + x);
+      img.data[i] = 255 * Math.min(1, 1.6 * v); img.data[i + 1] = 255 * v * v; img.data[i + 2] = 90 * (1 - v) + 40 * v;
+      img.data[i + 3] = 255;
+    }
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+async function query(file, trackId) {
+  $("status").className = "muted";
+  $("status").textContent = trackId ? `Finding what sounds like track #${trackId}...` : `Listening to ${file.name}...`;
+  try {
+    const body = file || await (await fetch(`/api/tracks/${trackId}/audio`)).blob();
+    const res = await api("/api/similar?k=10", {method: "POST", body, headers: {"Content-Type": "application/octet-stream"}});
+    $("query").hidden = false;
+    $("query-name").textContent = file ? file.name : `track #${trackId}`;
+    drawSpectrogram(res.spectrogram);
+    $("query-tags").innerHTML = tagChips(res.tags);
+    const ex = res.excerpt_of;
+    $("excerpt").hidden = !ex;
+    if (ex) $("excerpt").innerHTML = `This is an excerpt of <strong>${esc(ex.title || ex.name)}</strong> (#${ex.id}), from ${clock(ex.offset)} (confidence ${ex.confidence.toFixed(2)}).`;
+    const ol = $("results");
+    ol.replaceChildren(...res.matches.map((m) => trackItem(m, m.score)));
+    $("status").textContent = `${res.matches.length} tracks in ${res.seconds.toFixed(2)} s`;
+  } catch (e) {
+    $("status").className = "error";
+    $("status").textContent = `Could not use that file: ${e.message}`;
+  }
+}
+
+function setupUpload() {
+  const drop = $("drop");
+  $("file").addEventListener("change", (e) => e.target.files[0] && query(e.target.files[0]));
+  ["dragenter", "dragover"].forEach((ev) => drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.add("over"); }));
+  ["dragleave", "drop"].forEach((ev) => drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
+  drop.addEventListener("drop", (e) => e.dataTransfer.files[0] && query(e.dataTransfer.files[0]));
+  drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") $("file").click(); });
+}
+
+function mapXY(p, c) {
+  const pad = 14;
+  return [pad + (p.x + 1) / 2 * (c.width - 2 * pad), pad + (1 - (p.y + 1) / 2) * (c.height - 2 * pad)];
+}
+function drawMap(highlight) {
+  const c = $("map");
+  c.width = c.clientWidth * devicePixelRatio; c.height = 360 * devicePixelRatio;
+  const ctx = c.getContext("2d"), colour = {};
+  mapData.labels.forEach((l, i) => { colour[l] = PALETTE[i % PALETTE.length]; });
+  ctx.clearRect(0, 0, c.width, c.height);
+  for (const p of mapData.points) {
+    const [x, y] = mapXY(p, c);
+    ctx.beginPath(); ctx.arc(x, y, (p.id === highlight ? 7 : 4) * devicePixelRatio, 0, 2 * Math.PI);
+    ctx.fillStyle = colour[p.label]; ctx.globalAlpha = p.id === highlight ? 1 : 0.75; ctx.fill();
+  }
+  ctx.globalAlpha = 1;
+  $("legend").innerHTML = mapData.labels.map((l) => `<span><i style="background:${colour[l]}"></i>${esc(l)}</span>`).join("");
+}
+function nearest(ev) {
+  const c = $("map"), r = c.getBoundingClientRect();
+  const mx = (ev.clientX - r.left) * c.width / r.width, my = (ev.clientY - r.top) * c.height / r.height;
+  let best = null, bd = 1e9;
+  for (const p of mapData.points) {
+    const [x, y] = mapXY(p, c), d = (x - mx) ** 2 + (y - my) ** 2;
+    if (d < bd) { bd = d; best = p; }
+  }
+  return bd < (12 * devicePixelRatio) ** 2 ? best : null;
+}
+async function setupMap() {
+  mapData = await api("/api/map");
+  $("map-note").textContent = `(PCA, ${mapData.points.length} tracks, coloured by ${mapData.label_key})`;
+  drawMap();
+  $("map").addEventListener("mousemove", (ev) => {
+    const p = nearest(ev);
+    $("map-hover").textContent = p ? `#${p.id} ${p.name} (${p.label})` : "Hover a point to name its track; click to play it and find what sounds like it.";
+    drawMap(p && p.id);
+  });
+  $("map").addEventListener("click", (ev) => {
+    const p = nearest(ev);
+    if (!p) return;
+    new Audio(`/api/tracks/${p.id}/audio`).play().catch(() => {});
+    query(null, p.id);
+  });
+  addEventListener("resize", () => drawMap());
+}
+
+let searchTimer = null;
+async function search() {
+  const q = $("search").value;
+  const res = await api(`/api/tracks?limit=200&q=${encodeURIComponent(q)}`);
+  $("count").textContent = `${res.total} tracks${q ? ` matching "${q}"` : ""}`;
+  $("catalog").replaceChildren(...res.tracks.map((t) => trackItem(t)));
+}
+
+async function main() {
+  setupUpload();
+  $("search").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(search, 200); });
+  try {
+    const h = await api("/healthz");
+    $("health").textContent = `${h.catalog}: ${h.tracks} tracks`;
+    await Promise.all([search(), setupMap()]);
+  } catch (e) {
+    $("health").className = "error";
+    $("health").textContent = `The server did not answer: ${e.message}`;
+  }
+}
+main();

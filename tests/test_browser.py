@@ -1,0 +1,91 @@
+"""The web page in a real browser: Debian's Chromium, driven headless by Python Playwright.
+
+Starts `soundalike serve` on a small generated catalog, uploads an excerpt through the page's file
+picker, waits for the results, checks that the excerpt's source track is first and has a player and
+that the page names it as the source, and saves a screenshot (tests/artifacts/). Skipped, with a
+message, where /usr/bin/chromium is missing (`make test` installs it as root, as CI runs it).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).with_name("artifacts")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--disable-quic"]
+
+pytestmark = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
+                                reason="Debian's chromium is not installed (make test installs it when run as root)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from soundalike import Catalog
+    from soundalike.testing import write_tracks
+
+    tmp = tmp_path_factory.mktemp("browser")
+    paths = write_tracks(tmp / "music", [5, 23, 47, 71], duration=14.0)
+    with Catalog.create(tmp / "cat") as cat:
+        cat.add([tmp / "music"])
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "soundalike", "serve", "--catalog", str(tmp / "cat"), "--port",
+                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    import urllib.request
+
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=1).read()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"the server exited: {proc.stdout.read() if proc.stdout else ''}")
+            time.sleep(0.5)
+    yield url, paths, tmp
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_upload_an_excerpt_and_see_its_source_first_with_a_player(server):
+    from playwright.sync_api import sync_playwright
+
+    from soundalike.audio import save
+    from soundalike.audio.io import decode
+
+    url, paths, tmp = server
+    y = decode(paths[2], sr=22050).samples
+    clip = save(tmp / "excerpt.wav", y[3 * 22050 : 9 * 22050], 22050)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            for name, size in (("laptop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})):
+                page = browser.new_page(viewport=size)
+                page.goto(url + "/")
+                page.wait_for_selector("#catalog li")  # the catalog list loaded
+                page.set_input_files("#file", str(clip))
+                page.wait_for_selector("#results li", timeout=60_000)
+                first = page.locator("#results li").first
+                assert "track_047" in first.inner_text()
+                assert first.locator("audio").get_attribute("src").startswith("/api/tracks/")
+                excerpt = page.locator("#excerpt")
+                assert excerpt.is_visible() and "track_047" in excerpt.inner_text() and "0:03" in excerpt.inner_text()
+                assert page.locator("#map-section canvas").is_visible()
+                page.screenshot(path=str(ARTIFACTS / f"web-{name}.png"), full_page=True)
+                page.close()
+        finally:
+            browser.close()
