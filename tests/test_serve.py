@@ -185,3 +185,24 @@ def test_serve_cli_binds_to_loopback_and_refuses_a_missing_catalog(tmp_path, cap
     assert args.host == "127.0.0.1" and args.port == 8000 and args.max_upload_mb == 50.0
     assert main(["serve", "--catalog", str(tmp_path / "none")]) == 2
     assert "no catalog" in capsys.readouterr().err
+
+
+def test_a_catalog_without_fingerprints_or_tags_says_so_and_slow_work_times_out(tmp_path):
+    from soundalike.serve.app import ServeConfig, create_app
+
+    write_tracks(tmp_path / "music", [7, 8], duration=8.0)
+    with Catalog.create(tmp_path / "cat", fingerprint_model=None, tag_heads=None) as cat:
+        cat.add([tmp_path / "music"])
+    body = _wav(noise(duration=3.0, seed=3))
+    with TestClient(create_app(ServeConfig(catalog=str(tmp_path / "cat")))) as client:
+        r = client.post("/api/identify", content=body)
+        assert r.status_code == 409 and "soundalike fingerprints" in r.json()["detail"]
+        r = client.post("/api/tag", content=body)
+        assert r.status_code == 409 and "--tag-heads" in r.json()["detail"]
+        d = client.post("/api/similar", content=body).json()
+        assert len(d["matches"]) == 2 and "tags" not in d and "excerpt_of" not in d
+    app = create_app(ServeConfig(catalog=str(tmp_path / "cat"), decode_timeout=1e-4))
+    with TestClient(app) as client:
+        r = client.post("/api/similar", content=body)
+        assert r.status_code == 422 and "took over" in r.json()["detail"]
+        assert list(app.state.engine.uploads.iterdir()) == []
