@@ -37,6 +37,11 @@ AUDIO_TYPES = {".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".oga": "audio/ogg", "
                ".webm": "audio/webm", ".aiff": "audio/aiff", ".aif": "audio/aiff"}
 
 
+#: OpenAPI description of an upload: the audio file is the raw request body.
+BINARY_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": {
+    "schema": {"type": "string", "format": "binary"}}}}}
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     catalog: str
@@ -180,8 +185,7 @@ def create_app(cfg: ServeConfig) -> Any:
         return {"status": "ok", "catalog": engine.name, "tracks": n}
 
     @app.post("/api/similar", tags=["search"],
-              openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
-                  "schema": {"type": "string", "format": "binary"}}}}})
+              openapi_extra=BINARY_BODY)
     async def similar(request: Request, k: int = Query(cfg.k, ge=1, le=200), offset: float = Query(0.0, ge=0),
                       duration: float | None = Query(None, gt=0), where: Annotated[list[str] | None, Query()] = None,
                       identify: bool = True) -> dict[str, Any]:
@@ -223,8 +227,7 @@ def create_app(cfg: ServeConfig) -> Any:
         return {"offset": round(m.offset, 3), "confidence": round(m.confidence, 4), **engine.web_track(cat, m.track)}
 
     @app.post("/api/identify", tags=["search"],
-              openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
-                  "schema": {"type": "string", "format": "binary"}}}}})
+              openapi_extra=BINARY_BODY)
     async def identify(request: Request, offset: float = Query(0.0, ge=0),
                        duration: float | None = Query(None, gt=0)) -> dict[str, Any]:
         """Which catalog track the uploaded excerpt comes from, and where (``match`` null: no match)."""
@@ -233,8 +236,7 @@ def create_app(cfg: ServeConfig) -> Any:
         return {"match": await with_upload(request, lambda cat, p: identify_upload(cat, p, offset, duration))}
 
     @app.post("/api/tag", tags=["tags"],
-              openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
-                  "schema": {"type": "string", "format": "binary"}}}}})
+              openapi_extra=BINARY_BODY)
     async def tag(request: Request, timeline: bool = False, offset: float = Query(0.0, ge=0),
                   duration: float | None = Query(None, gt=0)) -> dict[str, Any]:
         """Tag scores of the uploaded audio for the whole of it and, with ``timeline``, per ~1.5 s chunk."""
