@@ -98,6 +98,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             if args.hash_model:
                 enabled.append(catalog.enable_hash_codes(args.hash_model, rebuild=args.rebuild_hash,
                                                          max_duration=args.max_duration, progress=_progress(args)))
+            if args.index_type:
+                catalog.set_index(args.index_type)
             if heads is not None:
                 enabled.append(catalog.enable_tags(heads, rebuild=args.rebuild_tags,
                                                    max_duration=args.max_duration, progress=_progress(args)))
@@ -108,7 +110,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         catalog = Catalog.create(cat_path, model=args.model,
                                  fingerprint_model=None if args.no_fingerprints else (args.fingerprint_model or "default"),
                                  hash_model=args.hash_model,
-                                 tag_heads=None if args.tag_heads == "none" else (heads or "default"))
+                                 tag_heads=None if args.tag_heads == "none" else (heads or "default"),
+                                 index=args.index_type or "auto")
     with catalog:
         rep = catalog.add(args.paths, manifest=args.manifest, prune=args.prune,
                           max_duration=args.max_duration, progress=_progress(args))
@@ -257,6 +260,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             hci = d.get("hash_codes")
             if hci:
                 print(f"hash codes   {hci['model']} ({hci['bits']} bits per track): {hci['tracks']} tracks")
+            vx = d["vector_index"]
+            print(f"vector index {vx['kind']} (asked: {vx['asked']})")
             tgi = d.get("tags")
             if tgi:
                 print(f"tags         {tgi['heads']} ({tgi['n_tags']} tags): {tgi['tracks']} tracks")
@@ -584,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "tags-mtt,instruments-gm; 'none': no tags). New catalogs use the default when it fits "
                          "the model")
     sp.add_argument("--rebuild-tags", action="store_true", help="replace the tags of other heads with --tag-heads'")
+    sp.add_argument("--index-type", choices=["auto", "flat", "hnsw", "ivfpq"], default=None,
+                    help="vector index: auto (default: exact flat up to 200k tracks, HNSW above), flat, hnsw, or "
+                         "ivfpq (compressed codes + exact re-ranking, when memory is the limit); stored in the catalog")
     common(sp, catalog=True, model=True, threads=True)
     sp.set_defaults(func=cmd_index)
 

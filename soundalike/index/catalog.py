@@ -40,7 +40,7 @@ from soundalike.errors import (
     ParameterError,
     TrackNotFoundError,
 )
-from soundalike.index.vectors import VectorIndex
+from soundalike.index.vectors import IndexSpec, VectorIndex, resolve_spec
 
 SCHEMA_VERSION = 4  # 2: fingerprints; 3: hash_codes; 4: track_tags (older catalogs are upgraded in place on open)
 DB_NAME = "catalog.sqlite"
@@ -272,7 +272,8 @@ class Catalog:
 
     @classmethod
     def create(cls, path: str | Path, *, model: Any = None, fingerprint_model: Any = "default",
-               hash_model: Any = None, tag_heads: Any = "default", exist_ok: bool = False) -> Catalog:
+               hash_model: Any = None, tag_heads: Any = "default", index: str | IndexSpec = "auto",
+               exist_ok: bool = False) -> Catalog:
         """Make a new, empty catalog at ``path`` bound to ``model`` (default: the shipped model).
 
         ``fingerprint_model`` (default: the shipped fingerprint model; ``None``:
@@ -281,7 +282,8 @@ class Catalog:
         hash_cnn-music) gives every track a compact binary code for
         ``similar(..., hash=True)``. ``tag_heads`` (default: the shipped heads, when they were trained on
         ``model``; ``None``: no tags; or head names/paths) tags every track at index time, in the
-        embedding's own encoder pass.
+        embedding's own encoder pass. ``index`` picks the vector index: ``auto`` (flat up to 200k tracks,
+        HNSW above), ``flat``, ``hnsw``, ``ivfpq`` or an :class:`IndexSpec`; it is stored in the catalog.
         """
         from soundalike.models.checkpoint import AudioEncoder
         from soundalike.models.factory import load_encoder
@@ -307,6 +309,8 @@ class Catalog:
 
             hasher = load_hasher(hash_model)
         tagger = _tagger_for(enc, tag_heads)
+        index_meta = json.dumps(index.to_dict() if isinstance(index, IndexSpec) else {"kind": str(index)})
+        resolve_spec(json.loads(index_meta), 0, enc.embed_dim)  # refuse an unknown kind before anything is made
         root.mkdir(parents=True, exist_ok=True)
         conn = cls._connect(root / DB_NAME)
         for stmt in _SCHEMA.strip().split(";"):
@@ -322,6 +326,7 @@ class Catalog:
             "frontend": json.dumps(enc.frontend.to_dict(), sort_keys=True),
             "generation": "0",
             "created_at": str(time.time()),
+            "index_spec": index_meta,
         }
         if fp is not None:
             meta.update(_fingerprint_meta(fp))
@@ -709,13 +714,14 @@ class Catalog:
             return self._index
         gen, fp, dim = self.generation, self.fingerprint, int(self._meta("embed_dim"))
         vpath = self.root / VECTORS_NAME
-        vi = VectorIndex.load_if_current(vpath, generation=gen, fingerprint=fp, dim=dim)
+        spec = resolve_spec(self.index_request, len(self), dim)
+        vi = VectorIndex.load_if_current(vpath, generation=gen, fingerprint=fp, dim=dim, spec=spec)
         if vi is None:
             rows = self._conn.execute("SELECT id, song_emb FROM tracks ORDER BY id").fetchall()
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             vecs = (np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(-1, dim)
                     if rows else np.zeros((0, dim), np.float32))
-            vi = VectorIndex.build(ids, vecs, dim)
+            vi = VectorIndex.build(ids, vecs, dim, spec)
             try:
                 vi.save(vpath, generation=gen, fingerprint=fp)
             except OSError:
@@ -724,6 +730,29 @@ class Catalog:
         return vi
 
     _index_generation = -1
+
+    @property
+    def index_request(self) -> dict[str, Any]:
+        """The vector index asked for at creation (``{"kind": "auto"}`` unless chosen); older catalogs: auto."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'index_spec'").fetchone()
+        return json.loads(row[0]) if row else {"kind": "auto"}
+
+    def set_index(self, index: str | IndexSpec) -> IndexSpec:
+        """Ask for another vector index (``auto``, a kind or an :class:`IndexSpec`); rebuilt now."""
+        value = index.to_dict() if isinstance(index, IndexSpec) else {"kind": str(index)}
+        spec = resolve_spec(value, len(self), int(self._meta("embed_dim")))
+        with self._write_lock():
+            self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('index_spec', ?)", (json.dumps(value),))
+            self._index = None
+            return self._vector_index().spec if len(self) else spec
+
+    def _rerank_vectors(self, ids: np.ndarray) -> np.ndarray:
+        """Stored song embeddings of ``ids`` (in that order), for exact re-ranking of IVF-PQ candidates."""
+        d = int(self._meta("embed_dim"))
+        qs = ",".join("?" * len(ids))
+        rows = dict(self._conn.execute(f"SELECT id, song_emb FROM tracks WHERE id IN ({qs})", [int(i) for i in ids]))
+        return np.stack([np.frombuffer(rows[int(i)], np.float32) if int(i) in rows else np.zeros(d, np.float32)
+                         for i in ids])
 
     @staticmethod
     def _track_from_row(r: Sequence[Any]) -> Track:
@@ -1042,7 +1071,7 @@ class Catalog:
         index = self._vector_index()
         ok = None if allow is None else set(int(i) for i in allow)
         depth = k + len(skip) if ok is None else len(index)  # a filter ranks everything, then keeps its own
-        scores, ids = index.search(np.asarray(vector, np.float32)[None], depth)
+        scores, ids = index.search(np.asarray(vector, np.float32)[None], depth, rerank=self._rerank_vectors)
         pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True)
                  if i >= 0 and int(i) not in skip and (ok is None or int(i) in ok)][:k]
         by_id = {t.id: t for t in self.tracks([i for i, _ in pairs])}
@@ -1094,6 +1123,7 @@ class Catalog:
             "fingerprints": self._fingerprint_info(float(secs)),
             "hash_codes": self._hash_info(),
             "tags": self._tag_info(),
+            "vector_index": {"asked": self.index_request.get("kind", "auto"), **self._vector_index().spec.to_dict()},
         }
 
     def _tag_info(self) -> dict[str, Any] | None:
