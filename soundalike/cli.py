@@ -114,7 +114,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                                  index=args.index_type or "auto")
     with catalog:
         rep = catalog.add(args.paths, manifest=args.manifest, prune=args.prune,
-                          max_duration=args.max_duration, progress=_progress(args))
+                          max_duration=args.max_duration, progress=_progress(args), ray=args.ray,
+                          ray_address=args.address, ray_workers=args.ray_workers)
         for extra in enabled:  # codes / tags made for tracks already in the catalog, and files that failed then
             rep.hashed += extra.hashed
             rep.tagged += extra.tagged
@@ -589,6 +590,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "tags-mtt,instruments-gm; 'none': no tags). New catalogs use the default when it fits "
                          "the model")
     sp.add_argument("--rebuild-tags", action="store_true", help="replace the tags of other heads with --tag-heads'")
+    sp.add_argument("--ray", action="store_true",
+                    help="decode and embed on a Ray cluster (Ray Data, one model per worker actor); needs "
+                         "pip install 'soundalike[ray]'")
+    sp.add_argument("--address", metavar="ADDR", help="--ray: the cluster to join (default: the running one, "
+                    "else a local one)")
+    sp.add_argument("--ray-workers", type=int, default=2, metavar="N", help="--ray: worker actors (default 2)")
     sp.add_argument("--index-type", choices=["auto", "flat", "hnsw", "ivfpq"], default=None,
                     help="vector index: auto (default: exact flat up to 200k tracks, HNSW above), flat, hnsw, or "
                          "ivfpq (compressed codes + exact re-ranking, when memory is the limit); stored in the catalog")

@@ -26,6 +26,9 @@ class AudioDecodeError(SoundalikeError):
         self.reason = reason
         super().__init__(f"cannot decode {self.path!r}: {reason}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable: crosses process and Ray boundaries
+        return type(self), (self.path, self.reason)
+
 
 class AudioTooLongError(AudioDecodeError):
     """A file is longer than the configured limit."""

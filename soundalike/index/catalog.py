@@ -578,14 +578,18 @@ class Catalog:
 
     def add(self, paths: str | Path | Sequence[str | Path], *, manifest: str | Path | None = None,
             prune: bool = False, max_duration: float | None = DEFAULT_MAX_DURATION,
-            progress: bool | Callable[[dict[str, Any]], None] = False) -> IndexReport:
+            progress: bool | Callable[[dict[str, Any]], None] = False, ray: bool = False,
+            ray_address: str | None = None, ray_workers: int = 2) -> IndexReport:
         """Index audio files and folders.
 
         Unchanged files (same size and mtime) are skipped; changed ones are
         re-embedded in place; files whose content is already in the catalog
         reuse its embeddings. ``prune`` removes tracks under ``paths`` whose file
         is gone. Files that cannot be decoded are reported in
-        ``IndexReport.failed`` and the rest is still indexed.
+        ``IndexReport.failed`` and the rest is still indexed. ``ray`` computes the
+        embeddings (and tags and fingerprints) on a Ray cluster (``ray_address``;
+        default: the running one, else a local one) with ``ray_workers`` actors;
+        everything else, and every guarantee above, is the same code.
         """
         from soundalike.inference.embed import Embedder
 
@@ -644,15 +648,25 @@ class Catalog:
 
                 bar = tqdm(total=len(todo), unit="track", desc="indexing", dynamic_ncols=True)
             info = {p: (st, d, eid) for p, st, d, eid in todo}
+            if ray:
+                from soundalike.index.distributed import ray_embed_files
+
+                produced: Iterable[tuple[str, Any]] = ray_embed_files(
+                    [t[0] for t in todo], model_ref=self._meta("model_ref"),
+                    tag_refs=json.loads(self._meta("tag_model_ref")) if self.has_tags else None,
+                    fp_ref=self._meta("fp_model_ref") if fp is not None else None, max_duration=max_duration,
+                    address=ray_address, workers=ray_workers)
+            else:
+                produced = embedder.embed_files([t[0] for t in todo], keep_samples=fp is not None)
             try:
-                for p, result in embedder.embed_files([t[0] for t in todo], keep_samples=fp is not None):
+                for p, result in produced:
                     st, digest, existing_id = info[p]
                     if isinstance(result, AudioDecodeError):
                         report.failed.append((p, result.reason))
                         self._record_failure(p, st, result.reason)
                     else:
-                        codes = None
-                        if fp is not None and result.samples is not None:
+                        codes = getattr(result, "fp_codes", None)  # computed by a Ray worker
+                        if codes is None and fp is not None and result.samples is not None:
                             codes = fp.track_codes(result.samples, self.encoder.frontend.sample_rate)
                             result.samples = None
                         tid = self._insert(p, st, digest, result, labels_by_path.get(p, {}), existing_id, codes)

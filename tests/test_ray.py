@@ -1,0 +1,79 @@
+"""`index --ray`: the same catalog as the local path, on a local Ray cluster (ray.init(num_cpus=2))."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'soundalike[ray]'")
+
+from soundalike import Catalog  # noqa: E402
+from soundalike.testing import write_tracks  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _snapshot(cat):
+    out = {}
+    for t in cat.tracks():
+        chunks, song = cat.embeddings(t.id)
+        fp = cat._conn.execute("SELECT codes FROM fingerprints WHERE track_id = ?", (t.id,)).fetchone()
+        out[t.id] = (t.path, chunks, song, cat.track_tags(t.id).track if cat.has_tags else None, fp[0] if fp else None)
+    return out
+
+
+def test_ray_index_gives_the_same_catalog_as_the_local_path(cluster, tmp_path):
+    music = tmp_path / "music"
+    write_tracks(music, [2, 13, 31, 47, 59], duration=10.0)
+    (music / "broken.mp3").write_bytes(b"not audio at all")
+    with Catalog.create(tmp_path / "local") as local:
+        rep_l = local.add([music])
+        a = _snapshot(local)
+    with Catalog.create(tmp_path / "ray") as distributed:
+        rep_r = distributed.add([music], ray=True, ray_workers=2)
+        b = _snapshot(distributed)
+        assert distributed.similar(a[1][0], k=1)[0].track.id == 1
+    assert rep_l.added == rep_r.added == 5 and len(rep_r.failed) == len(rep_l.failed) == 1
+    assert list(a) == list(b)  # same ids, in the same order
+    for tid in a:
+        pa, ca, sa, ta, fa = a[tid]
+        pb, cb, sb, tb, fb = b[tid]
+        assert pa == pb
+        np.testing.assert_allclose(cb, ca, atol=1e-5)
+        np.testing.assert_allclose(sb, sa, atol=1e-5)
+        np.testing.assert_allclose(tb, ta, atol=1e-5)
+        assert fa == fb  # identical fingerprint codes
+
+
+def test_ray_index_continues_an_interrupted_run(cluster, tmp_path):
+    music = tmp_path / "music"
+    paths = write_tracks(music, [5, 6, 7, 8], duration=8.0)
+    with Catalog.create(tmp_path / "cat", fingerprint_model=None) as cat:
+        cat.add(paths[:2], ray=True)  # as if a run was stopped after two tracks were committed
+        first = {t.path: t.id for t in cat.tracks()}
+        rep = cat.add([music], ray=True)
+        assert rep.added == 2 and rep.unchanged == 2 and len(cat) == 4
+        assert {t.path: t.id for t in cat.tracks() if t.path in first} == first  # nothing redone or lost
+
+
+def test_without_ray_the_flag_says_how_to_install_it(monkeypatch, tmp_path, capsys):
+    import builtins
+
+    from soundalike.cli import main
+
+    real = builtins.__import__
+
+    def no_ray(name, *a, **k):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real(name, *a, **k)
+
+    write_tracks(tmp_path / "music", [1], duration=5.0)
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    assert main(["index", str(tmp_path / "music"), "--catalog", str(tmp_path / "cat"), "--ray", "-q"]) == 2
+    assert "pip install 'soundalike[ray]'" in capsys.readouterr().err
