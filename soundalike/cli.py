@@ -471,8 +471,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise SoundalikeError(f"the web app needs the serve extra ({exc.name} is missing): "
                               "pip install 'soundalike[serve]'") from exc
     _threads(args)
+    shards = (args.shards or 2) if args.ray else 0
     serve(ServeConfig(catalog=_catalog_arg(args), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
-                      decode_timeout=args.timeout, workers=args.workers))
+                      decode_timeout=args.timeout, workers=args.workers, shards=shards, ray_address=args.address))
     return 0
 
 
@@ -779,6 +780,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--timeout", type=float, default=30.0,
                     help="seconds allowed to decode and analyse one upload (default 30)")
     sp.add_argument("--workers", type=int, default=2, help="inference threads (default 2; more requests queue)")
+    sp.add_argument("--ray", action="store_true",
+                    help="search song embeddings held in index shards by Ray actors (top-k merged exactly)")
+    sp.add_argument("--shards", type=int, default=None, metavar="N", help="--ray: index shards (default 2)")
+    sp.add_argument("--address", metavar="ADDR", help="--ray: the cluster to join (default: running, else local)")
     sp.add_argument("--catalog", "-c", metavar="DIR", help="catalog folder (default: $SOUNDALIKE_CATALOG)")
     sp.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch and FAISS")
     sp.set_defaults(func=cmd_serve)

@@ -77,3 +77,35 @@ def test_without_ray_the_flag_says_how_to_install_it(monkeypatch, tmp_path, caps
     monkeypatch.setattr(builtins, "__import__", no_ray)
     assert main(["index", str(tmp_path / "music"), "--catalog", str(tmp_path / "cat"), "--ray", "-q"]) == 2
     assert "pip install 'soundalike[ray]'" in capsys.readouterr().err
+
+
+def test_sharded_search_is_exactly_the_flat_top_k(cluster, tmp_path):
+    from soundalike.index.distributed import ShardedIndex
+    from soundalike.index.vectors import VectorIndex
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5000, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = np.arange(1000, 6000, dtype=np.int64)
+    q = x[rng.choice(5000, 20)] + 0.1 * rng.standard_normal((20, 64)).astype(np.float32)
+    flat_s, flat_i = VectorIndex.build(ids, x, 64).search(q, 10)
+    sharded = ShardedIndex(ids, x, 64, n_shards=3, key="test-exact")
+    s, i = sharded.search(q, 10)
+    np.testing.assert_array_equal(i, flat_i)
+    np.testing.assert_allclose(s, flat_s, atol=1e-6)
+    assert len(sharded) == 5000 and len(sharded.shards) == 3
+    # a catalog opened with shards answers as the local one, and so does the web app
+    music = tmp_path / "music"
+    paths = write_tracks(music, [3, 4, 5, 6, 7], duration=6.0)
+    with Catalog.create(tmp_path / "cat", fingerprint_model=None, tag_heads=None) as cat:
+        cat.add([music])
+        local = [(m.track.id, round(m.score, 5)) for m in cat.similar(str(paths[2]), k=5)]
+    with Catalog.open(tmp_path / "cat", shards=2) as cat:
+        assert [(m.track.id, round(m.score, 5)) for m in cat.similar(str(paths[2]), k=5)] == local
+    from fastapi.testclient import TestClient
+
+    from soundalike.serve.app import ServeConfig, create_app
+
+    with TestClient(create_app(ServeConfig(catalog=str(tmp_path / "cat"), shards=2))) as client:
+        d = client.post("/api/similar", content=paths[2].read_bytes(), params={"k": 5}).json()
+        assert [m["id"] for m in d["matches"]] == [t for t, _ in local]

@@ -344,9 +344,10 @@ class Catalog:
         return cat
 
     @classmethod
-    def open(cls, path: str | Path, *, model: Any = None) -> Catalog:
+    def open(cls, path: str | Path, *, model: Any = None, shards: int = 0, ray_address: str | None = None) -> Catalog:
         """Open an existing catalog. ``model`` (name, path or encoder) must be the one that filled it;
-        left out, the catalog loads its own model."""
+        left out, the catalog loads its own model. ``shards`` > 0 searches song embeddings held by that many
+        Ray actors (:class:`~soundalike.index.distributed.ShardedIndex`) on the cluster at ``ray_address``."""
         from soundalike.models.checkpoint import AudioEncoder
         from soundalike.models.factory import load_encoder
 
@@ -390,7 +391,12 @@ class Catalog:
                 "(leave out --model), or re-index the music with this model into a new catalog: "
                 f"`soundalike index MUSIC_FOLDER --catalog NEW_CATALOG --model {enc.source}`."
             )
-        return cls(root, conn, enc)
+        cat = cls(root, conn, enc)
+        cat._shards, cat._ray_address = int(shards), ray_address
+        return cat
+
+    _shards = 0
+    _ray_address: str | None = None
 
     def close(self) -> None:
         self._conn.close()
@@ -729,6 +735,18 @@ class Catalog:
         gen, fp, dim = self.generation, self.fingerprint, int(self._meta("embed_dim"))
         vpath = self.root / VECTORS_NAME
         spec = resolve_spec(self.index_request, len(self), dim)
+        if self._shards:
+            from soundalike.index.distributed import ShardedIndex
+
+            rows = self._conn.execute("SELECT id, song_emb FROM tracks ORDER BY id").fetchall()
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vecs = (np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(-1, dim)
+                    if rows else np.zeros((0, dim), np.float32))
+            sharded: Any = ShardedIndex(ids, vecs, dim, n_shards=self._shards, key=f"{fp}-{gen}",
+                                        spec=resolve_spec(self.index_request, len(ids) // self._shards + 1, dim),
+                                        address=self._ray_address)
+            self._index, self._index_generation = sharded, gen
+            return sharded
         vi = VectorIndex.load_if_current(vpath, generation=gen, fingerprint=fp, dim=dim, spec=spec)
         if vi is None:
             rows = self._conn.execute("SELECT id, song_emb FROM tracks ORDER BY id").fetchall()

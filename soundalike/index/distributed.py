@@ -89,3 +89,64 @@ def ray_embed_files(paths: Sequence[str], *, model_ref: str, tag_refs: list[str]
                         concurrency=max(1, workers), batch_size=batch_size, batch_format="numpy")
     for row in ds.iter_rows():
         yield str(row["path"]), pickle.loads(row["result"])
+
+
+class _ShardActor:
+    """One shard of a catalog's song embeddings, searched where it lives."""
+
+    def __init__(self, ids: Any, vectors: Any, dim: int, spec: dict[str, Any]) -> None:
+        from soundalike.index.vectors import IndexSpec, VectorIndex
+
+        self.index = VectorIndex.build(ids, vectors, dim, IndexSpec.from_dict(spec))
+
+    def search(self, queries: Any, k: int) -> tuple[Any, Any]:
+        return self.index.search(queries, k)
+
+    def size(self) -> int:
+        return len(self.index)
+
+
+class ShardedIndex:
+    """Song embeddings split into ``n_shards`` Ray actors; a search asks every shard for its top k and merges
+    them, so the answer is exactly the top k of one index over everything (for exact shard indexes).
+
+    Same ``search``/``len`` interface as :class:`~soundalike.index.vectors.VectorIndex`. Actors are named by
+    ``key`` (catalog fingerprint and generation), so every thread and process that opens the same catalog
+    state shares them.
+    """
+
+    def __init__(self, ids: Any, vectors: Any, dim: int, *, n_shards: int, key: str, spec: Any = None,
+                 address: str | None = None) -> None:
+        import numpy as np
+
+        from soundalike.index.vectors import IndexSpec
+
+        ray = _ray()
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        self.dim, self.spec = dim, spec or IndexSpec()
+        self.n = len(ids)
+        actor = ray.remote(num_cpus=0)(_ShardActor)
+        parts = np.array_split(np.arange(self.n), max(1, n_shards))
+        self.shards = [actor.options(name=f"soundalike-{key}-{i}-of-{len(parts)}", get_if_exists=True,
+                                     lifetime="detached" if address else None)
+                       .remote(ids[p], vectors[p], dim, self.spec.to_dict()) for i, p in enumerate(parts)]
+        self._ray = ray
+
+    def __len__(self) -> int:
+        return self.n
+
+    def search(self, queries: Any, k: int, rerank: Any = None) -> tuple[Any, Any]:
+        """queries [shape=(q, dim)] -> (scores, ids) [shape=(q, k)], merged exactly from every shard's top k."""
+        import numpy as np
+
+        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if not self.n:
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        k = max(1, min(int(k), self.n))
+        answers = self._ray.get([s.search.remote(q, k) for s in self.shards])
+        scores = np.concatenate([a[0] for a in answers], axis=1)
+        ids = np.concatenate([a[1] for a in answers], axis=1)
+        scores = np.where(ids >= 0, scores, -np.inf)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(ids, order, 1)

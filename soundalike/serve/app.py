@@ -52,6 +52,8 @@ class ServeConfig:
     max_seconds: float = 900.0  # longer uploads are refused (422)
     workers: int = 2  # inference threads; more requests wait their turn
     k: int = 10
+    shards: int = 0  # > 0: song search over this many Ray actors holding index shards (needs Ray)
+    ray_address: str | None = None  # the Ray cluster for shards (default: the running one, else a local one)
 
     def __post_init__(self) -> None:
         if self.max_upload_mb <= 0 or self.decode_timeout <= 0 or self.workers < 1 or self.k < 1:
@@ -66,7 +68,9 @@ class Engine:
         from soundalike.index.catalog import Catalog
 
         self.cfg = cfg
-        first = Catalog.open(cfg.catalog)  # fail now, with the catalog's own message, not at the first request
+        first = Catalog.open(cfg.catalog, shards=cfg.shards, ray_address=cfg.ray_address)  # fail now, not later
+        if cfg.shards:
+            first._vector_index()  # start the shard actors before the first request
         self.has_fingerprints, self.has_tags = first.has_fingerprints, first.has_tags
         self.name = first.root.name
         first.close()
@@ -80,7 +84,8 @@ class Engine:
         if cat is None:
             from soundalike.index.catalog import Catalog
 
-            cat = self._local.catalog = Catalog.open(self.cfg.catalog)
+            cat = self._local.catalog = Catalog.open(self.cfg.catalog, shards=self.cfg.shards,
+                                                     ray_address=self.cfg.ray_address)
         return cat
 
     async def run(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
