@@ -3,10 +3,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from soundalike import Catalog, create_encoder, load_encoder
 from soundalike.audio import save
 from soundalike.errors import CatalogError, CatalogMismatchError, TrackNotFoundError
 from soundalike.testing import synth_track, write_tracks
+from soundalike.testing.process import kill_when_indexed
 
 
 @pytest.fixture(scope="module")
@@ -139,24 +138,7 @@ def test_killed_index_run_resumes_without_loss_or_duplicates(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "soundalike.cli", "index", str(music), "--catalog", str(cat_dir), "-q",
            "--threads", "1"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    db = cat_dir / "catalog.sqlite"
-    deadline = time.time() + 120
-    n = 0
-    while time.time() < deadline and proc.poll() is None:  # kill once a few tracks are in
-        if db.exists():
-            import sqlite3
-
-            try:
-                with sqlite3.connect(db, timeout=1) as c:
-                    n = c.execute("SELECT COUNT(*) FROM tracks").fetchone()[0]
-            except sqlite3.OperationalError:
-                n = 0
-            if n >= 3:
-                break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    n = kill_when_indexed(cmd, cat_dir, timeout=120)
     assert 3 <= n < 24, f"the run should be killed mid-way (saw {n} tracks)"
     out = subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

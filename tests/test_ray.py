@@ -113,35 +113,19 @@ def test_sharded_search_is_exactly_the_flat_top_k(cluster, tmp_path):
 
 def test_killed_ray_index_run_resumes_without_loss_or_duplicates(tmp_path):
     import os
-    import signal
-    import sqlite3
     import subprocess
     import sys
-    import time
+
+    from soundalike.testing.process import kill_when_indexed
 
     music = tmp_path / "music"
     write_tracks(music, list(range(100, 124)), duration=20.0)
     cat_dir = tmp_path / "cat"
     cmd = [sys.executable, "-m", "soundalike.cli", "index", str(music), "--catalog", str(cat_dir), "-q", "--ray",
            "--ray-workers", "1"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # its own process group: the local Ray cluster dies with it
-    db, n, deadline = cat_dir / "catalog.sqlite", 0, time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if db.exists():
-            try:
-                with sqlite3.connect(db, timeout=1) as c:
-                    n = c.execute("SELECT COUNT(*) FROM tracks").fetchone()[0]
-            except sqlite3.OperationalError:
-                n = 0
-            if n >= 3:
-                break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    n = kill_when_indexed(cmd, cat_dir)  # the driver and its local Ray cluster, mid-way
     assert 3 <= n < 24, f"the run should be killed mid-way (saw {n} tracks)"
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     with Catalog.open(cat_dir) as cat:
         paths = [t.path for t in cat.tracks()]

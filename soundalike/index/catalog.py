@@ -738,10 +738,7 @@ class Catalog:
         if self._shards:
             from soundalike.index.distributed import ShardedIndex
 
-            rows = self._conn.execute("SELECT id, song_emb FROM tracks ORDER BY id").fetchall()
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
-            vecs = (np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(-1, dim)
-                    if rows else np.zeros((0, dim), np.float32))
+            ids, vecs = self._song_matrix(dim)
             sharded: Any = ShardedIndex(ids, vecs, dim, n_shards=self._shards, key=f"{fp}-{gen}",
                                         spec=resolve_spec(self.index_request, len(ids) // self._shards + 1, dim),
                                         address=self._ray_address)
@@ -749,10 +746,7 @@ class Catalog:
             return sharded
         vi = VectorIndex.load_if_current(vpath, generation=gen, fingerprint=fp, dim=dim, spec=spec)
         if vi is None:
-            rows = self._conn.execute("SELECT id, song_emb FROM tracks ORDER BY id").fetchall()
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
-            vecs = (np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(-1, dim)
-                    if rows else np.zeros((0, dim), np.float32))
+            ids, vecs = self._song_matrix(dim)
             vi = VectorIndex.build(ids, vecs, dim, spec)
             try:
                 vi.save(vpath, generation=gen, fingerprint=fp)
@@ -762,6 +756,14 @@ class Catalog:
         return vi
 
     _index_generation = -1
+
+    def _song_matrix(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """(track ids [shape=(n,)], song embeddings [shape=(n, dim)]) of every track, by id."""
+        rows = self._conn.execute("SELECT id, song_emb FROM tracks ORDER BY id").fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        vecs = (np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(-1, dim)
+                if rows else np.zeros((0, dim), np.float32))
+        return ids, vecs
 
     @property
     def index_request(self) -> dict[str, Any]:
