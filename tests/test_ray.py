@@ -132,3 +132,26 @@ def test_killed_ray_index_run_resumes_without_loss_or_duplicates(tmp_path):
         assert len(paths) == len(set(paths)) == 24 and len(cat._vector_index()) == 24
         q = music / "track_110.wav"
         assert cat.similar(q, k=1)[0].track.path == str(q.resolve())
+
+
+def test_shards_left_by_a_killed_run_are_merged_without_recomputing(cluster, tmp_path):
+    import pickle
+
+    from soundalike.index.catalog import INGEST_SHARDS, file_sha256
+
+    music = tmp_path / "music"
+    paths = write_tracks(music, [201, 202, 203], duration=6.0)
+    with Catalog.create(tmp_path / "ref", fingerprint_model=None, tag_heads=None) as ref:
+        ref.add([paths[1]])
+        chunks, song = ref.embeddings(1)
+    from soundalike.inference.embed import TrackEmbedding
+
+    marked = TrackEmbedding(chunks, -song, 6.0, 2.97, 2.97)  # recognisable: the negated song embedding
+    with Catalog.create(tmp_path / "cat", fingerprint_model=None, tag_heads=None) as cat:
+        shards = cat.root / INGEST_SHARDS
+        shards.mkdir()
+        (shards / f"{file_sha256(paths[1])}.pkl").write_bytes(pickle.dumps(marked))
+        rep = cat.add([music], ray=True)
+        assert rep.added == 3 and list(shards.iterdir()) == []  # merged, then deleted
+        t = cat.track(str(paths[1]))
+        np.testing.assert_array_equal(cat.embeddings(t.id)[1], -song)  # taken from the shard, not recomputed

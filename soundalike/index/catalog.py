@@ -45,6 +45,7 @@ from soundalike.index.vectors import IndexSpec, VectorIndex, resolve_spec
 SCHEMA_VERSION = 4  # 2: fingerprints; 3: hash_codes; 4: track_tags (older catalogs are upgraded in place on open)
 DB_NAME = "catalog.sqlite"
 VECTORS_NAME = "vectors.faiss"
+INGEST_SHARDS = "ingest-shards"  # `add(ray=True)`: results written by Ray workers, merged and deleted in order
 DEFAULT_MAX_DURATION = 3600.0  # seconds; longer files are refused unless raised
 
 _SCHEMA = """
@@ -658,7 +659,7 @@ class Catalog:
                 from soundalike.index.distributed import ray_embed_files
 
                 produced: Iterable[tuple[str, Any]] = ray_embed_files(
-                    [t[0] for t in todo], model_ref=self._meta("model_ref"),
+                    [(t[0], t[2]) for t in todo], shard_dir=self.root / INGEST_SHARDS, model_ref=self._meta("model_ref"),
                     tag_refs=json.loads(self._meta("tag_model_ref")) if self.has_tags else None,
                     fp_ref=self._meta("fp_model_ref") if fp is not None else None, max_duration=max_duration,
                     address=ray_address, workers=ray_workers)

@@ -1,13 +1,19 @@
-"""Ingest on a Ray cluster: the decode + embed (+ tags, + fingerprints) step of ``Catalog.add`` as a Ray Data
-pipeline, one model load per worker actor, results streamed back in input order into the very same
-insert loop as the local path (one transaction per track: an interrupted run loses nothing and the next
-run continues). Ray is optional: ``pip install 'soundalike[ray]'``.
+"""Ray: ingest (``Catalog.add(ray=True)``) and sharded search (:class:`ShardedIndex`).
+
+Ingest runs the decode + embed (+ tags, + fingerprints) step of ``Catalog.add`` as a Ray Data pipeline,
+one model load per worker actor. Workers write each result as a shard file in the catalog's
+``ingest-shards`` folder (on a multi-node cluster that folder must be on storage every node can write);
+the driver merges them in input order through the very same insert loop as the local path (one
+transaction per track) and deletes each shard once its track is committed. A killed run loses nothing:
+committed tracks stay, and shards already written are merged by the next run without recomputing them.
+Ray is optional: ``pip install 'soundalike[ray]'``.
 """
 
 from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from soundalike.errors import AudioDecodeError, SoundalikeError
@@ -25,10 +31,11 @@ def _ray() -> Any:
 
 
 class _EmbedActor:
-    """A Ray Data worker: loads the catalog's models once, then embeds batches of files."""
+    """A Ray Data worker: loads the catalog's models once, then embeds batches of files, writing each result
+    as a shard file (``DIGEST.pkl``, atomically) into the catalog's ``ingest-shards`` folder."""
 
     def __init__(self, model_ref: str, tag_refs: list[str] | None, fp_ref: str | None,
-                 max_duration: float | None) -> None:
+                 max_duration: float | None, shard_dir: str) -> None:
         from soundalike.inference.embed import Embedder
         from soundalike.models.factory import load_encoder
 
@@ -44,51 +51,70 @@ class _EmbedActor:
 
             self.fp = load_fingerprinter(fp_ref)
         self.embedder = Embedder(enc, max_duration=max_duration, tagger=tagger)
+        self.shard_dir = shard_dir
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        out = []
-        for path in batch["path"]:
+        import os
+
+        for path, digest in zip(batch["path"], batch["digest"], strict=True):
+            result: Any
             try:
-                emb = self.embedder.embed_file(str(path))
+                result = self.embedder.embed_file(str(path))
+                if self.fp is not None:
+                    audio = self.embedder.decode(str(path))
+                    result.fp_codes = self.fp.track_codes(audio.samples, audio.sr)
             except AudioDecodeError as exc:
-                out.append(pickle.dumps(exc))
-                continue
-            if self.fp is not None:
-                audio = self.embedder.decode(str(path))
-                emb.fp_codes = self.fp.track_codes(audio.samples, audio.sr)  # type: ignore[attr-defined]
-            out.append(pickle.dumps(emb))
-        return {"path": list(batch["path"]), "result": out}
+                result = exc
+            dest = os.path.join(self.shard_dir, f"{digest}.pkl")
+            with open(dest + ".tmp", "wb") as fh:
+                pickle.dump(result, fh)
+            os.replace(dest + ".tmp", dest)
+        return {"path": list(batch["path"]), "digest": list(batch["digest"])}
 
 
 def _portable(ref: str | None) -> str | None:
     """A model reference a worker in another directory can load: shipped names as they are, paths absolute."""
-    from pathlib import Path
-
     if ref is None:
         return None
     p = Path(ref).expanduser()
     return str(p.resolve()) if p.with_suffix(".json").exists() or p.exists() else ref
 
 
-def ray_embed_files(paths: Sequence[str], *, model_ref: str, tag_refs: list[str] | None, fp_ref: str | None,
-                    max_duration: float | None, address: str | None = None, workers: int = 2,
-                    batch_size: int = 4) -> Iterator[tuple[str, Any]]:
-    """Yield ``(path, TrackEmbedding | AudioDecodeError)`` in the order of ``paths``, computed by Ray actors.
+def ray_embed_files(items: Sequence[tuple[str, str]], *, model_ref: str, tag_refs: list[str] | None,
+                    fp_ref: str | None, max_duration: float | None, shard_dir: Path, address: str | None = None,
+                    workers: int = 2, batch_size: int = 4) -> Iterator[tuple[str, Any]]:
+    """Yield ``(path, TrackEmbedding | AudioDecodeError)`` for ``items`` = ``(path, content digest)``, in order.
 
-    Joins the cluster at ``address`` (default: the running one, else a local one)."""
-    ray = _ray()
-    if not paths:
-        return
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True  # the same insertion order, so the same ids, as the local path
-    ds = ray.data.from_items([{"path": p} for p in paths])
-    refs = (_portable(model_ref), [str(_portable(r)) for r in tag_refs] if tag_refs else None, _portable(fp_ref))
-    ds = ds.map_batches(_EmbedActor, fn_constructor_args=(*refs, max_duration),
-                        concurrency=max(1, workers), batch_size=batch_size, batch_format="numpy")
-    for row in ds.iter_rows():
-        yield str(row["path"]), pickle.loads(row["result"])
+    Ray actors write each result as a shard file in ``shard_dir``; each is merged (yielded to the caller's
+    insert loop) in input order and deleted once the caller asks for the next one, i.e. after its track is
+    committed. Shards left by a killed run are merged without recomputing them. Joins the cluster at
+    ``address`` (default: the running one, else a local one)."""
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    missing = [(p, d) for p, d in items if not (shard_dir / f"{d}.pkl").exists()]
+    rows: Iterator[Any] = iter(())
+    if missing:
+        ray = _ray()
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        ctx = ray.data.DataContext.get_current()
+        ctx.execution_options.preserve_order = True  # merged in input order: the same ids as the local path
+        ds = ray.data.from_items([{"path": p, "digest": d} for p, d in missing])
+        refs = (_portable(model_ref), [str(_portable(r)) for r in tag_refs] if tag_refs else None,
+                _portable(fp_ref))
+        ds = ds.map_batches(_EmbedActor, fn_constructor_args=(*refs, max_duration, str(shard_dir.resolve())),
+                            concurrency=max(1, workers), batch_size=batch_size, batch_format="numpy")
+        rows = iter(ds.iter_rows())
+    todo = {d for _, d in missing}
+    for path, digest in items:
+        shard = shard_dir / f"{digest}.pkl"
+        if digest in todo:
+            row = next(rows)
+            if str(row["digest"]) != digest:  # pragma: no cover - preserve_order guarantees it
+                raise SoundalikeError(f"Ray returned {row['digest']} where {digest} was expected")
+        with open(shard, "rb") as fh:
+            result = pickle.load(fh)
+        yield path, result
+        shard.unlink(missing_ok=True)  # the caller committed it
 
 
 class _ShardActor:
