@@ -477,6 +477,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_listens(args: argparse.Namespace) -> int:
+    from soundalike.index.catalog import Catalog
+
+    with Catalog.open(_catalog_arg(args)) as catalog:
+        rep = catalog.import_listens(args.file, skip_invalid=args.skip_invalid)
+        d = rep.to_dict()
+        d["catalog"] = str(catalog.root)
+
+        def text() -> None:
+            print(f"{catalog.root}: imported {rep.imported} of {rep.rows} listens ({rep.users} users); "
+                  f"{rep.duplicates} duplicates skipped" + (f", {rep.invalid} invalid rows skipped" if rep.invalid else ""))
+            for line, problem in rep.problems[:20]:
+                print(f"  line {line}: {problem}", file=sys.stderr)
+
+        _emit(args, d, text)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from soundalike.models.factory import DEFAULT_MODEL, list_pretrained
     from soundalike.models.heads import HEADS, list_shipped_heads
@@ -787,6 +805,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--catalog", "-c", metavar="DIR", help="catalog folder (default: $SOUNDALIKE_CATALOG)")
     sp.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch and FAISS")
     sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser("listens", help="listening history: import who played what, for recommendations",
+                        description="listens import FILE.csv: a header with user, track (catalog id or audio path, "
+                                    "relative to the CSV), timestamp (ISO 8601 or unix seconds) and optionally "
+                                    "plays. The file is checked first; rows with unknown tracks or bad values stop "
+                                    "the import (nothing is imported) unless --skip-invalid. Repeated rows are "
+                                    "skipped and counted.")
+    sp.add_argument("action", choices=["import"], help="what to do")
+    sp.add_argument("file", metavar="FILE.csv", help="the listening history")
+    sp.add_argument("--skip-invalid", action="store_true", help="import the valid rows, count the others")
+    common(sp, catalog=True)
+    sp.set_defaults(func=cmd_listens)
 
     sp = sub.add_parser("models", help="list registered encoders and shipped models")
     sp.add_argument("--json", action="store_true", help="print JSON")

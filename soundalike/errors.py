@@ -63,3 +63,11 @@ class DatasetError(SoundalikeError):
 
 class ConfigError(ParameterError):
     """A YAML training config is malformed or names unknown fields."""
+
+
+class ListenImportError(SoundalikeError):
+    """A listening-history file has rows that cannot be imported; nothing from it was imported."""
+
+    def __init__(self, message: str, problems: list[tuple[int, str]]) -> None:
+        self.problems = problems  # (line number, what is wrong)
+        super().__init__(message)

@@ -174,7 +174,7 @@ def test_older_catalog_schemas_are_upgraded_in_place(tmp_path, version, dropped)
     model = hash_model(tiny, name="tiny", label_names=("a", "b"), frontend=HASH_FRONTEND).save(tmp_path / "h")
     cat = Catalog.open(tmp_path / "cat")
     try:
-        assert SCHEMA_VERSION == 4 and cat.info()["schema_version"] == 4 and len(cat) == 1
+        assert SCHEMA_VERSION == 5 and cat.info()["schema_version"] == 5 and len(cat) == 1
         if "fingerprints" in dropped:
             assert cat.enable_fingerprints().fingerprinted == 1
         if "hash_codes" in dropped:

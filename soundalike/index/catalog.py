@@ -42,7 +42,7 @@ from soundalike.errors import (
 )
 from soundalike.index.vectors import IndexSpec, VectorIndex, resolve_spec
 
-SCHEMA_VERSION = 4  # 2: fingerprints; 3: hash_codes; 4: track_tags (older catalogs are upgraded in place on open)
+SCHEMA_VERSION = 5  # 2: fingerprints; 3: hash_codes; 4: track_tags; 5: listens (older ones are upgraded on open)
 DB_NAME = "catalog.sqlite"
 VECTORS_NAME = "vectors.faiss"
 INGEST_SHARDS = "ingest-shards"  # `add(ray=True)`: results written by Ray workers, merged and deleted in order
@@ -84,6 +84,15 @@ CREATE TABLE IF NOT EXISTS track_tags (
     hop REAL NOT NULL,
     timeline BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS listens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user TEXT NOT NULL,
+    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    at REAL NOT NULL,
+    plays INTEGER NOT NULL DEFAULT 1,
+    UNIQUE(user, track_id, at)
+);
+CREATE INDEX IF NOT EXISTS listens_user ON listens(user);
 CREATE TABLE IF NOT EXISTS failures (
     path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, reason TEXT NOT NULL, at REAL NOT NULL
 );
@@ -363,7 +372,7 @@ class Catalog:
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"{db} is not a readable catalog database ({exc})") from exc
         version = int(meta.get("schema_version", "0"))
-        if version in (1, 2, 3):  # add the fingerprints / hash_codes / track_tags tables; filled when asked
+        if version in (1, 2, 3, 4):  # add the fingerprints / hash_codes / track_tags / listens tables
             conn.execute("BEGIN IMMEDIATE")
             for stmt in _SCHEMA.strip().split(";"):
                 if stmt.strip():
@@ -1093,6 +1102,21 @@ class Catalog:
         for c in conds:
             keep &= c.test(scores[:, self.tag_names.index(c.tag)])
         return ids[keep]
+
+    # -------------------------------------------------------------- listens
+    def import_listens(self, path: str | Path, *, skip_invalid: bool = False) -> Any:
+        """Import a listening-history CSV (see :mod:`soundalike.recommend.listens`) in one transaction."""
+        from soundalike.recommend.listens import import_listens
+
+        return import_listens(self, path, skip_invalid=skip_invalid)
+
+    def listens(self, user: str | None = None) -> list[tuple[str, int, float, int]]:
+        """(user, track id, unix time, plays) rows, by time; one user's with ``user``."""
+        q = "SELECT user, track_id, at, plays FROM listens"
+        args: tuple[Any, ...] = ()
+        if user is not None:
+            q, args = q + " WHERE user = ?", (user,)
+        return [(str(u), int(t), float(a), int(p)) for u, t, a, p in self._conn.execute(q + " ORDER BY at, id", args)]
 
     def failures(self) -> list[tuple[str, str]]:
         return [(p, r) for p, r in self._conn.execute("SELECT path, reason FROM failures ORDER BY path")]

@@ -1,0 +1,1 @@
+"""Recommendations: listening history in the catalog (``listens``), blended with audio similarity."""

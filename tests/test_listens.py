@@ -1,0 +1,80 @@
+"""Listening-history import: validation, duplicates, all-or-nothing, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from soundalike import Catalog
+from soundalike.errors import ListenImportError
+from soundalike.testing import write_tracks
+
+
+@pytest.fixture()
+def cat(tmp_path):
+    write_tracks(tmp_path / "music", [1, 2, 3], duration=4.0)
+    c = Catalog.create(tmp_path / "cat", fingerprint_model=None, tag_heads=None)
+    c.add([tmp_path / "music"])
+    yield c
+    c.close()
+
+
+def _csv(path, rows):
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_import_by_id_and_relative_path_with_times_and_plays(cat, tmp_path):
+    f = _csv(tmp_path / "listens.csv", [
+        "user,track,timestamp,plays",
+        "ana,music/track_001.wav,2026-03-01T12:00:00Z,3",
+        "ana,2,2026-03-01T12:05:00,",  # no zone: UTC; no plays: 1
+        "ben,3,1767225600,2",
+        "ben,3,1767225600,2",  # repeated in the file
+    ])
+    rep = cat.import_listens(f)
+    assert (rep.rows, rep.imported, rep.duplicates, rep.invalid, rep.users) == (4, 3, 1, 0, 2)
+    ids = {t.path.rsplit("/", 1)[1]: t.id for t in cat.tracks()}
+    assert cat.listens("ana") == [("ana", ids["track_001.wav"], 1772366400.0, 3),
+                                  ("ana", 2, 1772366700.0, 1)]
+    assert cat.listens("ben") == [("ben", 3, 1767225600.0, 2)]
+    again = cat.import_listens(f)  # everything is already there
+    assert again.imported == 0 and again.duplicates == 4 and len(cat.listens()) == 3
+    cat.remove([3])  # a removed track takes its listens with it
+    assert [r[1] for r in cat.listens()] == [ids["track_001.wav"], 2]
+
+
+def test_bad_rows_stop_the_import_and_nothing_is_half_imported(cat, tmp_path):
+    f = _csv(tmp_path / "bad.csv", [
+        "user,track,timestamp,plays",
+        "ana,1,2026-03-01T12:00:00Z,1",
+        "ana,99,2026-03-01T12:00:00Z,1",  # unknown id
+        "ben,music/nope.wav,2026-03-01T12:00:00Z,1",  # unknown file
+        "cy,2,yesterday,1",  # bad timestamp
+        "dee,2,2026-03-01,0",  # bad plays
+        ",2,2026-03-01,1",  # no user
+    ])
+    with pytest.raises(ListenImportError, match=r"5 of 6 rows .* nothing was: line 3: unknown track '99'") as err:
+        cat.import_listens(f)
+    assert [n for n, _ in err.value.problems] == [3, 4, 5, 6, 7]
+    assert "timestamp 'yesterday'" in err.value.problems[2][1] and "positive" in err.value.problems[3][1]
+    assert cat.listens() == []  # nothing imported
+    rep = cat.import_listens(f, skip_invalid=True)
+    assert rep.imported == 1 and rep.invalid == 5 and cat.listens() == [("ana", 1, 1772366400.0, 1)]
+    with pytest.raises(ListenImportError, match="missing: timestamp"):
+        cat.import_listens(_csv(tmp_path / "nohdr.csv", ["user,track", "ana,1"]))
+
+
+def test_cli_listens_import(cat, tmp_path, capsys):
+    from soundalike.cli import main
+
+    root = str(cat.root)
+    good = _csv(tmp_path / "ok.csv", ["user,track,timestamp", "ana,1,1767225600", "ana,2,1767225700"])
+    assert main(["listens", "import", str(good), "--catalog", root, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["imported"] == 2 and d["users"] == 1 and d["problems"] == []
+    bad = _csv(tmp_path / "bad.csv", ["user,track,timestamp", "ana,42,1767225600"])
+    assert main(["listens", "import", str(bad), "--catalog", root]) == 2
+    assert "unknown track '42'" in capsys.readouterr().err
+    assert main(["listens", "import", str(tmp_path / "none.csv"), "--catalog", root]) == 2
