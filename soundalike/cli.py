@@ -495,6 +495,26 @@ def cmd_listens(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from soundalike.index.catalog import Catalog
+    from soundalike.recommend.rank import recommend
+
+    with Catalog.open(_catalog_arg(args)) as catalog:
+        recs = recommend(catalog, user=args.user, seed_track=args.seed_track, k=args.k, max_per=args.max_per,
+                         per=args.per, exclude_heard=not args.include_heard)
+        payload = {"user": args.user, "seed_track": args.seed_track, "k": args.k, "ranking": "audio",
+                   "recommendations": [r.to_dict() for r in recs]}
+
+        def text() -> None:
+            who = f"user {args.user}" if args.user else f"track #{args.seed_track}"
+            print(f"recommended for {who} (audio similarity to their listening):")
+            for r in recs:
+                print(f"{r.rank:3d}. {r.score:6.3f}  #{r.track.id:<5d} {r.track.display_name}  ({r.reason})")
+
+        _emit(args, payload, text)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from soundalike.models.factory import DEFAULT_MODEL, list_pretrained
     from soundalike.models.heads import HEADS, list_shipped_heads
@@ -817,6 +837,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--skip-invalid", action="store_true", help="import the valid rows, count the others")
     common(sp, catalog=True)
     sp.set_defaults(func=cmd_listens)
+
+    sp = sub.add_parser("recommend", help="tracks for a user (from their listens) or like a seed track",
+                        description="Rank catalog tracks by audio similarity to a user's taste (the play-weighted "
+                                    "mean of what they played; import listens first) or to a seed track, leave "
+                                    "out what they heard, cap tracks per album/artist/label with --max-per, and "
+                                    "say why each is there.")
+    who = sp.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="a user from `soundalike listens import`")
+    who.add_argument("--seed-track", type=int, metavar="ID", help="recommend from one catalog track instead")
+    sp.add_argument("-k", type=int, default=20, help="how many (default 20)")
+    sp.add_argument("--max-per", type=int, metavar="N", help="at most N tracks sharing one --per value")
+    sp.add_argument("--per", choices=["album", "artist", "label"], default="album", help="what --max-per counts")
+    sp.add_argument("--include-heard", action="store_true", help="keep tracks the user already played")
+    common(sp, catalog=True)
+    sp.set_defaults(func=cmd_recommend)
 
     sp = sub.add_parser("models", help="list registered encoders and shipped models")
     sp.add_argument("--json", action="store_true", help="print JSON")

@@ -78,3 +78,39 @@ def test_cli_listens_import(cat, tmp_path, capsys):
     assert main(["listens", "import", str(bad), "--catalog", root]) == 2
     assert "unknown track '42'" in capsys.readouterr().err
     assert main(["listens", "import", str(tmp_path / "none.csv"), "--catalog", root]) == 2
+
+
+def test_recommend_leaves_out_heard_tracks_caps_groups_explains_and_repeats(tmp_path, capsys):
+    import numpy as np
+
+    from soundalike.cli import main
+    from soundalike.recommend.rank import recommend
+    from soundalike.testing import write_labelled_tracks
+
+    write_labelled_tracks(tmp_path / "music", classes=3, per_class=4, sr=22050, duration=8.0)
+    with Catalog.create(tmp_path / "cat", fingerprint_model=None, tag_heads=None) as cat:
+        cat.add([tmp_path / "music"], manifest=tmp_path / "music" / "manifest.jsonl")
+        by_name = {t.path.rsplit("/", 1)[1]: t for t in cat.tracks()}
+        heard = [by_name["class1_00.wav"].id, by_name["class1_01.wav"].id]
+        _csv(tmp_path / "l.csv", ["user,track,timestamp,plays", f"ana,{heard[0]},1,5", f"ana,{heard[1]},2,1"])
+        cat.import_listens(tmp_path / "l.csv")
+        recs = recommend(cat, user="ana", k=5)
+        assert heard[0] not in [r.track.id for r in recs] and heard[1] not in [r.track.id for r in recs]
+        assert recs[0].track.labels["label"] == recs[1].track.labels["label"] == "class1"  # same taste first
+        assert recs[0].because in heard and "you played" in recs[0].reason
+        assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+        capped = recommend(cat, user="ana", k=5, max_per=1, per="label")
+        labels = [r.track.labels["label"] for r in capped]
+        assert len(labels) == 3 and len(set(labels)) == 3  # one per label: only three labels exist
+        again = recommend(cat, user="ana", k=5)
+        assert [(r.track.id, r.score) for r in again] == [(r.track.id, r.score) for r in recs]
+        seeded = recommend(cat, seed_track=heard[0], k=3)
+        assert heard[0] not in [r.track.id for r in seeded] and seeded[0].because == heard[0]
+        profile_sim = np.array([r.score for r in recommend(cat, user="ana", k=10, exclude_heard=False)])
+        assert profile_sim[0] == pytest.approx(max(profile_sim))
+        root = str(cat.root)
+    assert main(["recommend", "--user", "ana", "-k", "3", "--catalog", root, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in d["recommendations"]] == [r.track.id for r in recs[:3]]
+    assert main(["recommend", "--user", "nobody", "--catalog", root]) == 2
+    assert "no listens" in capsys.readouterr().err
