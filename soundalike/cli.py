@@ -506,8 +506,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                    "recommendations": [r.to_dict() for r in recs]}
 
         def text() -> None:
-            who = f"user {args.user}" if args.user else f"track #{args.seed_track}"
-            print(f"recommended for {who} (audio similarity to their listening):")
+            who = (f"user {args.user} (audio similarity to their listening)" if args.user
+                   else f"track #{args.seed_track} (audio similarity to it)")
+            print(f"recommended for {who}:")
             for r in recs:
                 print(f"{r.rank:3d}. {r.score:6.3f}  #{r.track.id:<5d} {r.track.display_name}  ({r.reason})")
 
