@@ -178,6 +178,13 @@ def _hash_meta(hasher: Any) -> dict[str, str]:
             "hash_bits": str(hasher.bits)}
 
 
+def _index_request(index: str | IndexSpec, dim: int) -> dict[str, Any]:
+    """What a catalog stores about the vector index asked for (``auto``, a kind, or a full spec), checked."""
+    value = index.to_dict() if isinstance(index, IndexSpec) else {"kind": str(index)}
+    resolve_spec(value, 0, dim)  # ParameterError for an unknown kind or bad parameters
+    return value
+
+
 def _tag_meta(tagger: Any) -> dict[str, str]:
     return {"tag_model_fingerprint": tagger.fingerprint, "tag_model_name": tagger.name,
             "tag_model_ref": json.dumps(tagger.refs), "tag_names": json.dumps(list(tagger.tags))}
@@ -191,7 +198,7 @@ def _tagger_for(encoder: Any, tag_heads: Any) -> Any:
     if tag_heads is None:
         return None
     try:
-        return load_tagger(None if tag_heads == "default" else tag_heads, model=encoder)
+        return load_tagger(tag_heads, model=encoder)
     except ModelError:
         if tag_heads == "default":
             return None
@@ -319,8 +326,7 @@ class Catalog:
 
             hasher = load_hasher(hash_model)
         tagger = _tagger_for(enc, tag_heads)
-        index_meta = json.dumps(index.to_dict() if isinstance(index, IndexSpec) else {"kind": str(index)})
-        resolve_spec(json.loads(index_meta), 0, enc.embed_dim)  # refuse an unknown kind before anything is made
+        index_meta = json.dumps(_index_request(index, enc.embed_dim))  # an unknown kind fails before anything is made
         root.mkdir(parents=True, exist_ok=True)
         conn = cls._connect(root / DB_NAME)
         for stmt in _SCHEMA.strip().split(";"):
@@ -743,8 +749,6 @@ class Catalog:
         if self._index is not None and self._index_generation == self.generation:
             return self._index
         gen, fp, dim = self.generation, self.fingerprint, int(self._meta("embed_dim"))
-        vpath = self.root / VECTORS_NAME
-        spec = resolve_spec(self.index_request, len(self), dim)
         if self._shards:
             from soundalike.index.distributed import ShardedIndex
 
@@ -754,6 +758,8 @@ class Catalog:
                                         address=self._ray_address)
             self._index, self._index_generation = sharded, gen
             return sharded
+        vpath = self.root / VECTORS_NAME
+        spec = resolve_spec(self.index_request, len(self), dim)
         vi = VectorIndex.load_if_current(vpath, generation=gen, fingerprint=fp, dim=dim, spec=spec)
         if vi is None:
             ids, vecs = self._song_matrix(dim)
@@ -783,7 +789,7 @@ class Catalog:
 
     def set_index(self, index: str | IndexSpec) -> IndexSpec:
         """Ask for another vector index (``auto``, a kind or an :class:`IndexSpec`); rebuilt now."""
-        value = index.to_dict() if isinstance(index, IndexSpec) else {"kind": str(index)}
+        value = _index_request(index, int(self._meta("embed_dim")))
         spec = resolve_spec(value, len(self), int(self._meta("embed_dim")))
         with self._write_lock():
             self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('index_spec', ?)", (json.dumps(value),))
@@ -1056,7 +1062,7 @@ class Catalog:
         tags yet. ``rebuild`` replaces the tags of other heads."""
         from soundalike.tagging.tagger import load_tagger
 
-        tagger = load_tagger(None if tag_heads == "default" else tag_heads, model=self.encoder)
+        tagger = load_tagger(tag_heads, model=self.encoder)
         return self._enable_side("tag", "track_tags", "tags", tagger, tagger, _tag_meta(tagger), rebuild,
                                  "--rebuild-tags", "_tagger", self._fill_tags, max_duration, progress)
 

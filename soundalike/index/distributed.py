@@ -59,9 +59,9 @@ class _EmbedActor:
         for path, digest in zip(batch["path"], batch["digest"], strict=True):
             result: Any
             try:
-                result = self.embedder.embed_file(str(path))
+                audio = self.embedder.decode(str(path))  # decoded once, for the embedding and the fingerprints
+                result = self.embedder.embed_waveform(audio.samples, path=str(path), tags=audio.info.tags)
                 if self.fp is not None:
-                    audio = self.embedder.decode(str(path))
                     result.fp_codes = self.fp.track_codes(audio.samples, audio.sr)
             except AudioDecodeError as exc:
                 result = exc

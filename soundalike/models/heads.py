@@ -112,6 +112,11 @@ class TagConv(nn.Module):
         return self.fc(torch.cat([h.mean(dim=(-2, -1)), h.amax(dim=(-2, -1))], dim=1))
 
 
+def activate(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    """Logits -> scores in [0, 1]: sigmoid per tag (multi-label) or softmax over tags (one choice)."""
+    return torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
+
+
 def head_config(name: str, values: dict[str, Any]) -> Any:
     cls = HEADS.get(name)
     if cls is None:
@@ -143,8 +148,7 @@ class HeadModel:
         return int(self.net.config.tap)
 
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
-        """Logits -> scores in [0, 1]: sigmoid per tag (multi-label) or softmax over tags (one choice)."""
-        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+        return activate(logits, self.multi_label)
 
     def scores_from_maps(self, maps: list[torch.Tensor]) -> torch.Tensor:
         """The encoder's block maps (:meth:`ContrastiveCNN.trunk`) -> scores (B, n_tags)."""

@@ -98,7 +98,8 @@ class Engine:
         shutil.rmtree(self.uploads, ignore_errors=True)
 
     # -------------------------------------------------------------- answers (run in the pool)
-    def web_track(self, cat: Any, track: Any, tags: Any = None) -> dict[str, Any]:
+    @staticmethod
+    def web_track(track: Any, tags: Any = None) -> dict[str, Any]:
         """A track as the API shows it: no file path, an audio URL by id, its top tags."""
         d = {"id": track.id, "name": track.display_name, "title": track.title, "artist": track.artist,
              "album": track.album, "genre": track.genre, "duration": round(track.duration, 3),
@@ -209,27 +210,26 @@ def create_app(cfg: ServeConfig) -> Any:
             out: dict[str, Any] = {
                 "k": k, "where": where or [], "duration": round(audio.duration, 3),
                 "matches": [{"rank": m.rank, "score": round(float(m.score), 4),
-                             **engine.web_track(cat, m.track, tags.get(m.track.id))} for m in matches],
+                             **engine.web_track(m.track, tags.get(m.track.id))} for m in matches],
                 "spectrogram": spectrogram(audio.samples, audio.sr)}
             if cat.has_tags:
                 out["tags"] = cat.tagger.tag_waveform(audio.samples).to_dict(top=10)["tags"]
             if identify and cat.has_fingerprints:
-                out["excerpt_of"] = identify_upload(cat, path, offset, duration)
+                out["excerpt_of"] = identify_audio(cat, audio.samples, audio.sr)  # the same decode, resampled
             out["seconds"] = round(time.perf_counter() - t0, 3)
             return out
 
         return await with_upload(request, work)
 
-    def identify_upload(cat: Any, path: Path, offset: float, duration: float | None) -> dict[str, Any] | None:
+    def identify_audio(cat: Any, samples: np.ndarray, sr: int) -> dict[str, Any] | None:
+        """The catalog track (and offset) that decoded upload audio is an excerpt of, or None."""
         from soundalike.tasks.identify import identify_waveform
 
-        fp = cat.fingerprinter
-        audio = decode_upload(path, fp.sample_rate, offset, duration)
-        res = identify_waveform(cat, audio.samples, audio.sr, top=3, query="upload")
+        res = identify_waveform(cat, samples, sr, top=3, query="upload")
         m = res.match
         if m is None:
             return None
-        return {"offset": round(m.offset, 3), "confidence": round(m.confidence, 4), **engine.web_track(cat, m.track)}
+        return {"offset": round(m.offset, 3), "confidence": round(m.confidence, 4), **engine.web_track(m.track)}
 
     @app.post("/api/identify", tags=["search"],
               openapi_extra=BINARY_BODY)
@@ -238,7 +238,11 @@ def create_app(cfg: ServeConfig) -> Any:
         """Which catalog track the uploaded excerpt comes from, and where (``match`` null: no match)."""
         if not engine.has_fingerprints:
             raise HTTPException(409, "this catalog keeps no fingerprints; `soundalike fingerprints --catalog C` adds them")
-        return {"match": await with_upload(request, lambda cat, p: identify_upload(cat, p, offset, duration))}
+        def work(cat: Any, path: Path) -> dict[str, Any] | None:
+            audio = decode_upload(path, cat.fingerprinter.sample_rate, offset, duration)
+            return identify_audio(cat, audio.samples, audio.sr)
+
+        return {"match": await with_upload(request, work)}
 
     @app.post("/api/tag", tags=["tags"],
               openapi_extra=BINARY_BODY)
@@ -271,7 +275,7 @@ def create_app(cfg: ServeConfig) -> Any:
             page = found[offset : offset + limit]
             tags = engine.top_tags(cat, [t.id for t in page], 3)
             return {"total": len(found), "offset": offset, "limit": limit,
-                    "tracks": [engine.web_track(cat, t, tags.get(t.id)) for t in page]}
+                    "tracks": [engine.web_track(t, tags.get(t.id)) for t in page]}
 
         return await engine.run(work)
 
@@ -281,7 +285,7 @@ def create_app(cfg: ServeConfig) -> Any:
 
         def work(cat: Any) -> dict[str, Any]:
             t = cat.track(int(track_id))
-            return engine.web_track(cat, t, engine.top_tags(cat, [t.id], 10).get(t.id))
+            return engine.web_track(t, engine.top_tags(cat, [t.id], 10).get(t.id))
 
         return await engine.run(work)
 

@@ -169,14 +169,14 @@ def instrument_data(encoder: Any, head: Any, clips: Any, *, views: int = 0, seed
     fe = encoder.frontend
     if clips.sample_rate != fe.sample_rate:
         raise ParameterError(f"clips are at {clips.sample_rate} Hz; render them at the encoder's {fe.sample_rate} Hz")
+    import torch
+
     rng = np.random.default_rng(seed)
 
     def rows() -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
         for i, wave in enumerate(clips.waves):
             waves = [wave] + [vary_timbre(wave, fe.sample_rate, rng) for _ in range(views)]
             chunks = [chunks_at(encoder, w, [0])[0] for w in waves]
-            import torch
-
             yield (head_inputs(encoder, head, torch.cat(chunks)), np.repeat(clips.families[i : i + 1], len(waves)),
                    f"program {clips.programs[i]} clip {i}")
 

@@ -141,11 +141,13 @@ def predict(net: Any, inputs: np.ndarray, *, multi_label: bool, batch_size: int 
     """Scores of a trained head for precomputed inputs [shape=(n, n_tags)]."""
     import torch
 
+    from soundalike.models.heads import activate
+
     out = []
     with torch.inference_mode():
         for i in range(0, len(inputs), batch_size):
             logits = net(torch.from_numpy(np.ascontiguousarray(inputs[i : i + batch_size])).float())
-            out.append((torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)).numpy())
+            out.append(activate(logits, multi_label).numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
