@@ -44,6 +44,10 @@ demo: $(VENV)/.installed
 	$(BIN)/soundalike tag $(DEMO)/corpus/query.mp3 --top 8
 	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 5 --where "tag:piano>0.2"
 	$(BIN)/soundalike identify $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog --duration 8
+	$(BIN)/soundalike listens simulate $(DEMO)/listens.csv --catalog $(DEMO)/catalog --users 200
+	$(BIN)/soundalike listens import $(DEMO)/listens.csv --catalog $(DEMO)/catalog
+	$(BIN)/soundalike listens fit --catalog $(DEMO)/catalog
+	$(BIN)/soundalike recommend --user user001 -k 5 --max-per 2 --per label --catalog $(DEMO)/catalog
 	@echo "starting the web app on the demo catalog: open http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
 	$(BIN)/soundalike serve --catalog $(DEMO)/catalog --port $(PORT)
 

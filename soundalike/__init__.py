@@ -10,6 +10,9 @@ Public API (heavy modules load on first use)::
     cat.similar("query.mp3", hash=True)  # by Hamming distance of hash codes (index with a hash model)
     cat.similar("query.mp3", where="tag:piano>0.5")  # only tracks whose stored tags pass
     tag("song.mp3").top(5)               # "what is this?": tag scores, .timeline per ~1.5 s chunk
+    cat.import_listens("listens.csv")
+    from soundalike.recommend import recommend
+    recommend(cat, user="ana", k=20)     # hybrid of ALS on listens and audio, each with its reason
 """
 
 from __future__ import annotations

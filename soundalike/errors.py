@@ -71,3 +71,7 @@ class ListenImportError(SoundalikeError):
     def __init__(self, message: str, problems: list[tuple[int, str]]) -> None:
         self.problems = problems  # (line number, what is wrong)
         super().__init__(message)
+
+
+class RecommenderError(SoundalikeError):
+    """The hybrid recommender cannot be fitted or loaded (no listens, an unreadable stored model)."""

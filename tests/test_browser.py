@@ -41,6 +41,9 @@ def server(tmp_path_factory):
     paths = write_tracks(tmp / "music", [5, 23, 47, 71], duration=14.0)
     with Catalog.create(tmp / "cat") as cat:
         cat.add([tmp / "music"])
+        (tmp / "listens.csv").write_text("user,track,timestamp,plays\nana,music/track_005.wav,1,3\n"
+                                         "ana,music/track_023.wav,2,1\n")
+        cat.import_listens(tmp / "listens.csv")
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "soundalike", "serve", "--catalog", str(tmp / "cat"), "--port",
                              str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -87,5 +90,33 @@ def test_upload_an_excerpt_and_see_its_source_first_with_a_player(server):
                 assert page.locator("#map-section canvas").is_visible()
                 page.screenshot(path=str(ARTIFACTS / f"web-{name}.png"), full_page=True)
                 page.close()
+        finally:
+            browser.close()
+
+
+def test_recommendations_for_a_user_with_reasons(server):
+    from playwright.sync_api import sync_playwright
+
+    url, _, _ = server
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + "/")
+            page.wait_for_selector("#rec-users option[value='ana']", state="attached")
+            page.fill("#rec-user", "ana")
+            page.click("#rec-form button")
+            page.wait_for_selector("#recs li", timeout=60_000)
+            items = page.locator("#recs li").all_inner_texts()
+            assert len(items) == 2  # four tracks, two heard
+            names = page.locator("#recs li .name").all_inner_texts()
+            assert len(names) == 2 and not any("track_005" in t or "track_023" in t for t in names)
+            assert all("sounds like track_0" in t and "you played" in t for t in items)
+            assert page.locator("#recs li audio").first.get_attribute("src").startswith("/api/tracks/")
+            page.fill("#rec-user", "nobody")
+            page.click("#rec-form button")
+            page.wait_for_selector("#rec-status.error")
+            assert "no listens" in page.locator("#rec-status").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "web-recommend.png"), full_page=True)
         finally:
             browser.close()

@@ -9,6 +9,7 @@ Layout of a catalog directory::
                         generation)
     vectors.faiss       FAISS index over song embeddings (a cache of the database)
     vectors.faiss.json  the database generation and model the index was built from
+    recommender.npz     the fitted hybrid recommender (ALS factors, tuned blend), refitted when listens change
     LOCK                held by the one process that may write
 
 SQLite is the source of truth and every track is committed on its own, so an
@@ -1123,6 +1124,12 @@ class Catalog:
         if user is not None:
             q, args = q + " WHERE user = ?", (user,)
         return [(str(u), int(t), float(a), int(p)) for u, t, a, p in self._conn.execute(q + " ORDER BY at, id", args)]
+
+    def users(self, limit: int | None = None) -> list[tuple[str, int, int]]:
+        """(user, listens, plays) of every user with listens, by name (the first ``limit``)."""
+        q = "SELECT user, count(*), sum(plays) FROM listens GROUP BY user ORDER BY user"
+        rows = self._conn.execute(q + (" LIMIT ?" if limit else ""), (int(limit),) if limit else ()).fetchall()
+        return [(str(u), int(n), int(p)) for u, n, p in rows]
 
     def failures(self) -> list[tuple[str, str]]:
         return [(p, r) for p, r in self._conn.execute("SELECT path, reason FROM failures ORDER BY path")]

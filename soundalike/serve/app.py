@@ -289,6 +289,35 @@ def create_app(cfg: ServeConfig) -> Any:
 
         return await engine.run(work)
 
+    @app.get("/api/users", tags=["recommend"])
+    async def users(limit: int = Query(1000, ge=1, le=100000)) -> dict[str, Any]:
+        """Users with imported listens (name, listens, plays), by name: who ``/api/recommend`` can serve."""
+        rows = await engine.run(lambda cat: cat.users(limit))
+        return {"users": [{"user": u, "listens": n, "plays": p} for u, n, p in rows]}
+
+    @app.get("/api/recommend", tags=["recommend"])
+    async def recommend(user: str | None = None, seed_track: int | None = None, k: int = Query(20, ge=1, le=200),
+                        max_per: int | None = Query(None, ge=1), per: str = "album", method: str = "hybrid",
+                        include_heard: bool = False) -> dict[str, Any]:
+        """Tracks for ``user`` (from their imported listens) or following ``seed_track``: the hybrid of ALS
+        and audio (``method=audio`` or ``als`` for one part), heard tracks left out, at most ``max_per`` per
+        album/artist/label (``per``), each with the reason it is there."""
+
+        def work(cat: Any) -> dict[str, Any]:
+            from soundalike.recommend.rank import recommend_ranking
+
+            ranking = recommend_ranking(cat, user=user, seed_track=seed_track, k=k, max_per=max_per, per=per,
+                                        exclude_heard=not include_heard, method=method)
+            recs = []
+            for r in ranking.recommendations:
+                d = r.to_dict()
+                recs.append({**{key: d[key] for key in ("rank", "score", "reason", "because", "source", "new",
+                                                        "parts")}, "track": engine.web_track(r.track)})
+            return {"user": user, "seed_track": seed_track, "method": ranking.method, "blend": ranking.blend,
+                    "recommendations": recs}
+
+        return await engine.run(work)
+
     @app.get("/api/tracks/{track_id}/audio", tags=["catalog"], response_class=FileResponse)
     async def audio(track_id: int) -> FileResponse:
         """The track's audio file, streamed (HTTP range requests work: seek in the player)."""

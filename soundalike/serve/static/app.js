@@ -126,6 +126,37 @@ async function setupMap() {
   addEventListener("resize", () => drawMap());
 }
 
+async function recommendFor(user) {
+  $("rec-status").className = "muted";
+  $("rec-status").textContent = `Ranking for ${user}... (the first request after new listens fits the recommender)`;
+  try {
+    const res = await api(`/api/recommend?k=10&max_per=3&per=label&user=${encodeURIComponent(user)}`);
+    const b = res.blend;
+    $("rec-status").textContent = b.tuned
+      ? `Hybrid: listening history x ${b.weight}, audio x ${(1 - b.weight).toFixed(2)} (tuned on held-out listens); at most 3 per label`
+      : `By audio: ${b.note}`;
+    $("recs").replaceChildren(...res.recommendations.map((r) => {
+      const li = trackItem(r.track, r.score);
+      const why = document.createElement("span");
+      why.className = "why" + (r.new ? " new" : "");
+      why.textContent = r.reason;
+      li.children[1].append(document.createElement("br"), why);
+      return li;
+    }));
+  } catch (e) {
+    $("rec-status").className = "error";
+    $("rec-status").textContent = e.message;
+    $("recs").replaceChildren();
+  }
+}
+async function setupRecommend() {
+  $("rec-form").addEventListener("submit", (e) => { e.preventDefault(); recommendFor($("rec-user").value.trim()); });
+  const res = await api("/api/users?limit=1000");
+  $("rec-users").replaceChildren(...res.users.map((u) => Object.assign(document.createElement("option"),
+    {value: u.user, label: `${u.listens} listens`})));
+  if (!res.users.length) $("rec-status").textContent = "No listens yet: `soundalike listens import FILE.csv` adds them.";
+}
+
 let searchTimer = null;
 async function search() {
   const q = $("search").value;
@@ -140,7 +171,7 @@ async function main() {
   try {
     const h = await api("/healthz");
     $("health").textContent = `${h.catalog}: ${h.tracks} tracks`;
-    await Promise.all([search(), setupMap()]);
+    await Promise.all([search(), setupMap(), setupRecommend()]);
   } catch (e) {
     $("health").className = "error";
     $("health").textContent = `The server did not answer: ${e.message}`;
