@@ -105,9 +105,11 @@ def test_blend_is_tuned_on_held_out_listens(cat):
     assert t.ndcg == pytest.approx(grid[:, 2].max(), abs=1e-6)  # the best of the grid, not a constant
     assert (t.weight, t.offset) in {(float(w), float(b)) for w, b, nd in grid if nd >= grid[:, 2].max() - 1e-6}
     assert t.ndcg >= t.audio_ndcg and t.ndcg >= t.als_ndcg
+    ids, songs = c._song_matrix(int(c._meta("embed_dim")))
+    sampled = fit_hybrid(c.listens(), ids, songs, HybridConfig(max_tuning_users=12)).tuning
+    assert sampled.tuned and sampled.users <= 12 and f"a sample of 12 of {t.users} users" in sampled.note
     # A log where who-plays-what has nothing to do with sound (communities split every class: even or odd
     # track numbers): the tuning must lean on the listening history, and the same data says so.
-    ids, songs = c._song_matrix(int(c._meta("embed_dim")))
     rng = np.random.default_rng(1)
     rows = []
     for u in range(60):

@@ -52,6 +52,7 @@ class HybridConfig:
     weights: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(21))
     offsets: tuple[float, ...] = tuple(round(-3.0 + 0.25 * i, 2) for i in range(25))
     min_tuning_users: int = 10  # fewer users with held-out listens: no tuning, audio only
+    max_tuning_users: int = 2000  # more: the blend is tuned on a sample of them
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -195,26 +196,28 @@ def tune_blend(rows: Sequence[tuple[str, int, float, int]], ids: np.ndarray, son
     users = sorted({r[0] for r in fit_rows})
     lis = Listens.from_rows(fit_rows, ids, users)
     col = {int(t): n for n, t in enumerate(ids)}
-    heard = lis.plays.toarray() > 0
+    ui = {u: n for n, u in enumerate(users)}
+    want: dict[int, set[int]] = {}
+    for u, t, _, _ in held_rows:
+        if u in ui:
+            want.setdefault(ui[u], set()).add(col[int(t)])
+    scored = sorted(want)
+    n_users = len(scored)
+    if n_users > cfg.max_tuning_users:  # a deterministic sample bounds the dense (users x tracks) scoring
+        scored = sorted(np.random.default_rng(cfg.seed).choice(scored, cfg.max_tuning_users, replace=False).tolist())
+    heard = lis.plays[scored].toarray() > 0
+    targets = [np.array(sorted(c for c in want[u] if not heard[n, c]), int) for n, u in enumerate(scored)]
+    n = sum(1 for t in targets if len(t))
+    if n < cfg.min_tuning_users:
+        return Tuning(0.0, 0.0, False, users=n,
+                      note=f"{n} users have held-out listens, fewer than {cfg.min_tuning_users}: too little "
+                           "history to tune the blend, so it ranks by audio only")
     # Tracks nobody ever played cannot be held-out targets, so they are not candidates either: the cold
     # offset is tuned for a track that people will play but that has no history yet.
     ever = np.isin(ids, [int(r[1]) for r in rows])
     unseen = heard | ~ever[None, :]
-    targets: list[np.ndarray] = [np.zeros(0, int) for _ in users]
-    ui = {u: n for n, u in enumerate(users)}
-    want: dict[int, set[int]] = {}
-    for u, t, _, _ in held_rows:
-        if u in ui and not heard[ui[u], col[int(t)]]:
-            want.setdefault(ui[u], set()).add(col[int(t)])
-    for u, cs in want.items():
-        targets[u] = np.array(sorted(cs))
-    n_users = sum(1 for t in targets if len(t))
-    if n_users < cfg.min_tuning_users:
-        return Tuning(0.0, 0.0, False, users=n_users,
-                      note=f"{n_users} users have held-out listens, fewer than {cfg.min_tuning_users}: too little "
-                           "history to tune the blend, so it ranks by audio only")
     f = fit_factors(lis.plays, songs, cfg)
-    comp = components(f.user, f.item, profiles(lis.plays, songs), songs, ~f.warm, unseen)
+    comp = components(f.user[scored], f.item, profiles(lis.plays[scored], songs), songs, ~f.warm, unseen)
     grid, best = [], (-1.0, 0.0, 0.0)
     for w in cfg.weights:
         # with w = 0 every track is ranked by audio alike; ties go to the smaller weight and offset
@@ -225,9 +228,10 @@ def tune_blend(rows: Sequence[tuple[str, int, float, int]], ids: np.ndarray, son
                 best = (nd, w, b)
     als = ranking_metrics(comp.blend(1.0, 0.0), targets, cfg.k)["ndcg"]
     n_cold = int(sum(int((~f.warm)[t].sum()) for t in targets if len(t)))
-    return Tuning(best[1], best[2], True, ndcg=best[0], audio_ndcg=grid[0][2], als_ndcg=als, users=n_users,
+    sample = f" (a sample of {len(scored)} of {n_users} users)" if len(scored) < n_users else ""
+    return Tuning(best[1], best[2], True, ndcg=best[0], audio_ndcg=grid[0][2], als_ndcg=als, users=n,
                   note=f"{sum(len(t) for t in targets)} held-out listens, {n_cold} of tracks first played after "
-                       "the cut", grid=sorted(grid))
+                       f"the cut{sample}", grid=sorted(grid))
 
 
 @dataclass
