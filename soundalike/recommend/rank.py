@@ -119,7 +119,8 @@ def recommend_ranking(catalog: Any, *, user: str | None = None, seed_track: int 
         seed = int(seed_track or 0)
         catalog.track(seed)  # TrackNotFoundError for an unknown id
         taste, heard = catalog.embeddings(seed)[1].astype(np.float32), {seed: 1.0}
-    anchors = [t for t in sorted(heard) if t in set(ids.tolist())]
+    known = set(ids.tolist())
+    anchors = [t for t in sorted(heard) if t in known]
     skip = np.isin(ids, list(heard)) if (exclude_heard or seed_track is not None) else np.zeros(len(ids), bool)
 
     model = None
