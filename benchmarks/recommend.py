@@ -30,7 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from soundalike import Catalog
-from soundalike.recommend.hybrid import HybridConfig, Listens, components, fit_hybrid, profiles
+from soundalike.recommend.hybrid import (
+    HybridConfig,
+    Listens,
+    components,
+    fit_hybrid,
+    held_out,
+    profiles,
+)
 from soundalike.recommend.metrics import ranking_metrics
 from soundalike.recommend.simulate import SimConfig, catalog_features, simulate
 
@@ -41,13 +48,8 @@ def evaluate(ids: np.ndarray, songs: np.ndarray, sim, cfg: HybridConfig) -> dict
     fit_s = time.perf_counter() - t0
     lis = Listens.from_rows(sim.first, ids, model.users)
     heard = lis.plays.toarray() > 0
-    col = {int(t): n for n, t in enumerate(ids)}
-    ui = {u: n for n, u in enumerate(model.users)}
-    want: dict[int, set[int]] = {}
-    for u, t, _, _ in sim.second:
-        if u in ui and not heard[ui[u], col[t]]:
-            want.setdefault(ui[u], set()).add(col[t])
-    targets = [np.array(sorted(want.get(u, ()))) for u in range(len(model.users))]
+    want = held_out(sim.second, model.users, ids)
+    targets = [np.array(sorted(c for c in want.get(u, ()) if not heard[u, c]), int) for u in range(len(model.users))]
     cold = ~model.factors.warm
     taste = profiles(lis.plays, songs)
     comp = components(model.factors.user, model.factors.item, taste, songs, cold, heard)

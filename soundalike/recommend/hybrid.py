@@ -80,6 +80,17 @@ class Listens:
         return cls(names, m)
 
 
+def held_out(rows: Sequence[tuple[str, int, float, int]], users: Sequence[str], ids: np.ndarray) -> dict[int, set[int]]:
+    """The columns of ``ids`` each of ``users`` (by row) played in ``rows``: held-out targets."""
+    ui = {u: n for n, u in enumerate(users)}
+    col = {int(t): n for n, t in enumerate(ids)}
+    want: dict[int, set[int]] = {}
+    for u, t, _, _ in rows:
+        if u in ui:
+            want.setdefault(ui[u], set()).add(col[int(t)])
+    return want
+
+
 def _unit_rows(x: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.where(n > 0, n, 1.0)).astype(np.float32)
@@ -195,12 +206,7 @@ def tune_blend(rows: Sequence[tuple[str, int, float, int]], ids: np.ndarray, son
     fit_rows, held_rows = _holdout_split(rows, cfg.holdout)
     users = sorted({r[0] for r in fit_rows})
     lis = Listens.from_rows(fit_rows, ids, users)
-    col = {int(t): n for n, t in enumerate(ids)}
-    ui = {u: n for n, u in enumerate(users)}
-    want: dict[int, set[int]] = {}
-    for u, t, _, _ in held_rows:
-        if u in ui:
-            want.setdefault(ui[u], set()).add(col[int(t)])
+    want = held_out(held_rows, users, ids)
     scored = sorted(want)
     n_users = len(scored)
     if n_users > cfg.max_tuning_users:  # a deterministic sample bounds the dense (users x tracks) scoring

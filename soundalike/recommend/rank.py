@@ -68,20 +68,17 @@ def _group(track: Any, key: str) -> str | None:
     return None if v is None else str(v)
 
 
-def profile(catalog: Any, user: str) -> tuple[np.ndarray, dict[int, float]]:
-    """(unit taste vector, weight of each heard track): weights are log(1 + plays), summed over listens."""
+def profile(catalog: Any, user: str, ids: np.ndarray, songs: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """(unit taste vector, the tracks they played): the same profile the blend is tuned with
+    (:func:`soundalike.recommend.hybrid.profiles`: weights log(1 + plays), plays summed per track)."""
+    from soundalike.recommend.hybrid import Listens, profiles
+
     rows = catalog.listens(user)
     if not rows:
         raise ParameterError(f"user {user!r} has no listens in this catalog; "
                              "`soundalike listens import FILE.csv` adds them")
-    weights: dict[int, float] = {}
-    for _, tid, _, plays in rows:
-        weights[tid] = weights.get(tid, 0.0) + float(np.log1p(plays))
-    vec = np.zeros(int(catalog._meta("embed_dim")), np.float64)
-    for tid, w in weights.items():
-        vec += w * catalog.embeddings(tid)[1]
-    norm = float(np.linalg.norm(vec))
-    return (vec / norm if norm > 0 else vec).astype(np.float32), weights
+    plays = Listens.from_rows(rows, ids, [user]).plays
+    return profiles(plays, songs)[0], sorted({int(t) for _, t, _, _ in rows})
 
 
 def _has_listens(catalog: Any) -> bool:
@@ -114,14 +111,14 @@ def recommend_ranking(catalog: Any, *, user: str | None = None, seed_track: int 
         raise ParameterError(f"method must be one of {', '.join(METHODS)}")
     ids, songs = catalog._song_matrix(int(catalog._meta("embed_dim")))
     if user is not None:
-        taste, heard = profile(catalog, user)
+        taste, heard = profile(catalog, user, ids, songs)
     else:
         seed = int(seed_track or 0)
         catalog.track(seed)  # TrackNotFoundError for an unknown id
-        taste, heard = catalog.embeddings(seed)[1].astype(np.float32), {seed: 1.0}
+        taste, heard = catalog.embeddings(seed)[1].astype(np.float32), [seed]
     known = set(ids.tolist())
-    anchors = [t for t in sorted(heard) if t in known]
-    skip = np.isin(ids, list(heard)) if (exclude_heard or seed_track is not None) else np.zeros(len(ids), bool)
+    anchors = [t for t in heard if t in known]
+    skip = np.isin(ids, heard) if (exclude_heard or seed_track is not None) else np.zeros(len(ids), bool)
 
     model = None
     if method == "audio" or not _has_listens(catalog):
