@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from soundalike import __version__
 from soundalike.errors import ParameterError, SoundalikeError
+from soundalike.limits import DEFAULT_MAX_DURATION
 
 EXIT_USAGE = 2
 
@@ -45,6 +47,11 @@ def _threads(args: argparse.Namespace) -> None:
 def _progress(args: argparse.Namespace) -> bool:
     return not getattr(args, "json", False) and not getattr(args, "quiet", False) and sys.stderr.isatty() or bool(
         getattr(args, "progress", False))
+
+
+def _shown(path: str) -> str:
+    """A file name as one line of text: control characters (a newline in a name) are escaped."""
+    return path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
 
 
 def _catalog_arg(args: argparse.Namespace) -> str:
@@ -138,20 +145,60 @@ def cmd_index(args: argparse.Namespace) -> int:
                 print(f"hash codes for {rep.hashed} tracks")
             if rep.tagged:
                 print(f"tagged {rep.tagged} tracks that had no tags")
+            for path, reason in rep.skipped:
+                print(f"  skipped: {_shown(path)}: {reason}", file=sys.stderr)
             for path, reason in rep.failed:
-                print(f"  failed: {path}: {reason}", file=sys.stderr)
+                print(f"  failed: {_shown(path)}: {reason}", file=sys.stderr)
+            if rep.failed and not args.allow_failures:
+                print(f"{len(rep.failed)} files failed (listed above and in `soundalike info`); everything else is "
+                      "indexed. Exit status 1: --allow-failures makes it 0", file=sys.stderr)
 
         _emit(args, d, text)
-    return 0
+    return 1 if rep.failed and not args.allow_failures else 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from soundalike.index.catalog import Catalog
+
+    d = Catalog.check(_catalog_arg(args), repair=args.repair)
+    if d["ok"] or d["repaired"]:  # it must open, too (the model, the schema)
+        with Catalog.open(d["catalog"]) as catalog:
+            d["tracks"] = len(catalog)
+
+    def text() -> None:
+        if d["ok"]:
+            print(f"{d['catalog']}: intact ({d['tracks']} tracks)")
+            return
+        print(f"{d['catalog']}: damaged:")
+        for p in d["problems"][:10]:
+            print(f"  {p}")
+        if not d["repaired"]:
+            print("run again with --repair to rebuild it from what is intact (the damaged file is kept)")
+            return
+        r = d["repair"]
+        kept = ", ".join(f"{k} {v}" for k, v in r["kept"].items())
+        print(f"repaired: kept {kept}; the damaged file is kept as {r['backup']}")
+        lost = {k: v for k, v in r["lost"].items() if v}
+        if lost:
+            print("lost: " + ", ".join(f"{k} {'all' if v < 0 else v}" for k, v in lost.items()))
+        if r["lost_tracks"]:
+            print(f"lost tracks {r['lost_tracks'][:20]}: index their folders again to re-embed them")
+        print("missing fingerprints, hash codes and tags are recomputed by the next `soundalike index`")
+        print(f"{d['tracks']} tracks now; integrity: {'ok' if not d['problems_after'] else d['problems_after']}")
+
+    _emit(args, d, text)
+    return 0 if d["ok"] or d["repaired"] else 1
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
     from soundalike.index.catalog import Catalog
 
     _threads(args)
+    from soundalike.tasks.similar import similar
+
     with Catalog.open(_catalog_arg(args), model=args.model) as catalog:
-        matches = catalog.similar(args.query, k=args.k, offset=args.offset, duration=args.duration, hash=args.hash,
-                                  where=args.where)
+        matches = similar(catalog, args.query, k=args.k, offset=args.offset, duration=args.duration, hash=args.hash,
+                          where=args.where, max_duration=args.max_duration)
         payload = {"query": args.query, "catalog": str(catalog.root), "k": args.k, "where": args.where or [],
                    "ranking": "hamming" if args.hash else "cosine", "matches": [m.to_dict() for m in matches]}
 
@@ -175,8 +222,11 @@ def cmd_identify(args: argparse.Namespace) -> int:
     from soundalike.index.catalog import Catalog
 
     _threads(args)
+    from soundalike.tasks.identify import identify
+
     with Catalog.open(_catalog_arg(args)) as catalog:
-        res = catalog.identify(args.clip, offset=args.offset, duration=args.duration, top=args.top)
+        res = identify(catalog, args.clip, offset=args.offset, duration=args.duration, top=args.top,
+                       max_duration=args.max_duration)
         payload = {**res.to_dict(), "catalog": str(catalog.root)}
 
         def text() -> None:
@@ -210,7 +260,8 @@ def cmd_fingerprints(args: argparse.Namespace) -> int:
 
     _threads(args)
     with Catalog.open(_catalog_arg(args)) as catalog:
-        rep = catalog.enable_fingerprints(args.fingerprint_model, rebuild=args.rebuild, progress=_progress(args))
+        rep = catalog.enable_fingerprints(args.fingerprint_model, rebuild=args.rebuild, progress=_progress(args),
+                                          max_duration=args.max_duration)
         d = {"catalog": str(catalog.root), "fingerprinted": rep.fingerprinted,
              "failed": [{"path": p, "reason": r} for p, r in rep.failed],
              "fingerprints": catalog.info()["fingerprints"], "wall_seconds": round(rep.wall_seconds, 2)}
@@ -276,11 +327,11 @@ def cmd_info(args: argparse.Namespace) -> int:
             if d["failures"]:
                 print(f"failed files {len(d['failures'])}:")
                 for f in d["failures"][:20]:
-                    print(f"  {f['path']}: {f['reason']}")
+                    print(f"  {_shown(f['path'])}: {f['reason']}")
             if args.tracks:
                 for t in d["track_list"]:
                     top = ", ".join(t.get("top_tags", {}))
-                    print(f"#{t['id']:<5d} {t['duration']:7.1f}s  {t['path']}" + (f"  [{top}]" if top else ""))
+                    print(f"#{t['id']:<5d} {t['duration']:7.1f}s  {_shown(t['path'])}" + (f"  [{top}]" if top else ""))
 
         _emit(args, d, text)
     return 0
@@ -429,12 +480,14 @@ def cmd_tag(args: argparse.Namespace) -> int:
             except TrackNotFoundError:
                 if not os.path.isfile(args.query):
                     raise
-                result = catalog.tagger.tag_file(args.query, offset=args.offset, duration=args.duration)
+                result = catalog.tagger.tag_file(args.query, offset=args.offset, duration=args.duration,
+                                                 max_duration=args.max_duration)
         else:
             if not os.path.exists(args.query):
                 raise SoundalikeError(f"{args.query} does not exist (a track id needs --catalog DIR)")
             tagger = load_tagger(args.heads, model=args.model)
-            result = tagger.tag_file(args.query, offset=args.offset, duration=args.duration)
+            result = tagger.tag_file(args.query, offset=args.offset, duration=args.duration,
+                                     max_duration=args.max_duration)
         payload = result.to_dict(timeline=args.timeline)
         _emit(args, payload, lambda: _print_tags(result, args))
     finally:
@@ -474,7 +527,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _threads(args)
     shards = (args.shards or 2) if args.ray else 0
     serve(ServeConfig(catalog=_catalog_arg(args), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
-                      decode_timeout=args.timeout, workers=args.workers, shards=shards, ray_address=args.address))
+                      decode_timeout=args.timeout, workers=args.workers, max_duration=args.max_duration,
+                      shards=shards, ray_address=args.address))
     return 0
 
 
@@ -648,6 +702,12 @@ def build_parser() -> argparse.ArgumentParser:
     def excerpt(sp: argparse.ArgumentParser, what: str) -> None:
         sp.add_argument("--offset", type=float, default=0.0, help=f"start of the excerpt of {what} to use, seconds")
         sp.add_argument("--duration", type=float, default=None, help=f"length of the excerpt of {what}, seconds")
+        max_duration(sp)
+
+    def max_duration(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION, metavar="SECONDS",
+                        help=f"refuse audio longer than this (default {DEFAULT_MAX_DURATION:g}; long files are read "
+                             "in bounded memory whatever the limit)")
 
     sp = sub.add_parser("demo-corpus", help="render the demo corpus (music21 scores, General MIDI soundfont)",
                         description="Render works from music21's corpus to audio with tinysoundfont and the "
@@ -679,8 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
     sp.add_argument("--manifest", metavar="JSONL", help="labels: JSON lines with a 'path' relative to the file")
     sp.add_argument("--prune", action="store_true", help="remove tracks under PATH whose file is gone")
-    sp.add_argument("--max-duration", type=float, default=3600.0, metavar="SECONDS",
-                    help="refuse longer files (default 3600)")
+    max_duration(sp)
     sp.add_argument("--fingerprint-model", metavar="NAME|PATH",
                     help="fingerprint model for `identify`, for a new catalog (default: the shipped "
                          "fingerprint_cnn-music)")
@@ -705,8 +764,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--index-type", choices=["auto", "flat", "hnsw", "ivfpq"], default=None,
                     help="vector index: auto (default: exact flat up to 200k tracks, HNSW above), flat, hnsw, or "
                          "ivfpq (compressed codes + exact re-ranking, when memory is the limit); stored in the catalog")
+    sp.add_argument("--allow-failures", action="store_true",
+                    help="exit 0 even when some files failed (default: exit 1 after indexing everything else)")
     common(sp, catalog=True, model=True, threads=True)
     sp.set_defaults(func=cmd_index)
+
+    sp = sub.add_parser("check", help="check a catalog's database for damage; --repair rebuilds it",
+                        description="Run SQLite's integrity check on the catalog. With --repair, a damaged database "
+                                    "is rebuilt from every row that can still be read: the damaged file is kept "
+                                    "beside it, lost fingerprints, hash codes and tags are recomputed by the next "
+                                    "`soundalike index`, and lost tracks are listed (index their folder again). "
+                                    "Exit status 1 when the catalog is damaged and was not repaired.")
+    sp.add_argument("--repair", action="store_true", help="rebuild a damaged database from what is intact")
+    common(sp, catalog=True)
+    sp.set_defaults(func=cmd_check)
 
     sp = sub.add_parser("identify", help="which catalog track a short, degraded excerpt comes from, and where",
                         description="Match CLIP (a few seconds of audio: a recording, a re-encode, a pitch- or "
@@ -727,6 +798,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "of another fingerprint model.")
     sp.add_argument("--fingerprint-model", metavar="NAME|PATH", help="default: the shipped fingerprint_cnn-music")
     sp.add_argument("--rebuild", action="store_true", help="replace existing fingerprints of another model")
+    max_duration(sp)
     common(sp, catalog=True, threads=True)
     sp.set_defaults(func=cmd_fingerprints)
 
@@ -885,6 +957,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--timeout", type=float, default=30.0,
                     help="seconds allowed to decode and analyse one upload (default 30)")
     sp.add_argument("--workers", type=int, default=2, help="inference threads (default 2; more requests queue)")
+    max_duration(sp)
     sp.add_argument("--ray", action="store_true",
                     help="search song embeddings held in index shards by Ray actors (top-k merged exactly)")
     sp.add_argument("--shards", type=int, default=None, metavar="N", help="--ray: index shards (default 2)")
@@ -942,11 +1015,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:  # `soundalike` alone: what it can do
+        parser.print_help()
+        return 0
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except SoundalikeError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as exc:  # a read the catalog's own translation did not see
+        from soundalike.index.db import corrupt_error, is_corruption
+
+        if not is_corruption(exc):
+            raise
+        print(f"error: {corrupt_error(getattr(args, 'catalog', None) or 'DIR', exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted: everything finished so far is saved; run the same command again to continue",

@@ -21,10 +21,12 @@ class ParameterError(SoundalikeError, ValueError):
 class AudioDecodeError(SoundalikeError):
     """A file could not be decoded to audio (corrupt, empty, non-audio, unreadable)."""
 
+    verb = "cannot decode"
+
     def __init__(self, path: str | Path, reason: str) -> None:
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"cannot decode {self.path!r}: {reason}")
+        super().__init__(f"{self.verb} {self.path!r}: {reason}")
 
     def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable: crosses process and Ray boundaries
         return type(self), (self.path, self.reason)
@@ -33,6 +35,30 @@ class AudioDecodeError(SoundalikeError):
 class AudioTooLongError(AudioDecodeError):
     """A file is longer than the configured limit."""
 
+    verb = "refused"
+
+
+class AudioTooShortError(AudioDecodeError):
+    """A file holds too little audio to analyse (under :data:`soundalike.limits.MIN_SECONDS`)."""
+
+    verb = "cannot analyse"
+
+
+class SilentAudioError(AudioDecodeError):
+    """A file decodes to silence: there is nothing to embed, tag or identify."""
+
+    verb = "cannot analyse"
+
+
+class NotAFileError(AudioDecodeError):
+    """A path names a named pipe, device, socket or folder: soundalike reads regular files only."""
+
+    verb = "skipped"
+
+
+class TimeLimitError(SoundalikeError):
+    """Work ran past its time limit and was stopped (a web request's decode and analysis)."""
+
 
 class ModelError(SoundalikeError):
     """A model file is missing, unreadable, or does not describe a known encoder."""
@@ -40,6 +66,10 @@ class ModelError(SoundalikeError):
 
 class CatalogError(SoundalikeError):
     """A catalog is missing, locked, or damaged."""
+
+
+class CatalogCorruptError(CatalogError):
+    """The catalog's database is damaged; ``soundalike check --catalog C --repair`` rebuilds what is intact."""
 
 
 class CatalogMismatchError(CatalogError):

@@ -12,7 +12,7 @@ import pytest
 from soundalike import Catalog
 from soundalike.audio import save
 from soundalike.augment import waveform as W
-from soundalike.errors import CatalogError, ModelError, ParameterError
+from soundalike.errors import AudioTooShortError, CatalogError, ModelError, ParameterError
 from soundalike.fingerprint import hamming, load_fingerprinter, pack_codes, vote
 from soundalike.fingerprint.evaluate import fit_calibration, take_groups
 from soundalike.fingerprint.index import BinaryIndex
@@ -170,7 +170,7 @@ def test_query_windows_thin_out_for_a_large_index():
 def test_identify_errors(fp_catalog, tmp_path):
     cat, _ = fp_catalog
     short = save(tmp_path / "short.wav", synth_track(22, duration=0.3), SR)
-    with pytest.raises(ParameterError, match="at least 0.5 s"):
+    with pytest.raises(AudioTooShortError, match="at least 0.5 s"):
         cat.identify(short)
     with pytest.raises(ModelError, match="not a fingerprint model"):
         load_fingerprinter("contrastive_cnn-music")

@@ -15,14 +15,32 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Callable
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from soundalike.errors import AudioDecodeError, AudioTooLongError, ParameterError
+from soundalike.errors import (
+    AudioDecodeError,
+    AudioTooLongError,
+    AudioTooShortError,
+    NotAFileError,
+    ParameterError,
+    SilentAudioError,
+    SoundalikeError,
+)
+from soundalike.limits import (
+    MAX_OFFSET,
+    MIN_SECONDS,
+    SILENCE_DBFS,
+    check_deadline,
+    check_max_duration,
+)
 
 #: File name extensions ``soundalike index`` picks up when it walks a folder.
 AUDIO_EXTENSIONS = frozenset(
@@ -66,12 +84,100 @@ class DecodedAudio:
 
 
 class _BackendError(Exception):
-    pass
+    def __init__(self, reason: str, *, recognised: bool = True) -> None:
+        super().__init__(reason)
+        self.recognised = recognised  # False: this backend does not know the format at all
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence C libraries that print to file descriptor 2 (libsndfile's MP3 decoder: "Note: Trying to
+    resync...", "Illegal Audio-MPEG-Header"); what they mean reaches the user as a typed error instead."""
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr to silence
+            yield
+            return
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _looks_like_text(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2048)
+    except OSError:
+        return False
+    if not head or b"\x00" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return sum(c.isprintable() or c in "\r\n\t" for c in text) >= 0.95 * len(text)
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def regular_file(path: str | Path) -> os.stat_result:
+    """``os.stat`` of ``path`` (symlinks followed) when it is a regular file; otherwise a typed error that says
+    what it is: missing, a dangling link, a named pipe, a device, a socket or a folder (never opened: a FIFO
+    would block the reader forever)."""
+    p = os.fspath(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        why = "a symbolic link to a file that does not exist" if os.path.islink(p) else "the file does not exist"
+        raise AudioDecodeError(p, why) from None
+    except OSError as exc:
+        raise AudioDecodeError(p, f"cannot read the file ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise NotAFileError(p, f"it is {_file_kind(st.st_mode)}, not a regular file; soundalike reads audio files only")
+    return st
+
+
+def check_sound(y: np.ndarray, sr: int, path: str | Path = "<waveform>") -> None:
+    """Refuse audio too short (:data:`~soundalike.limits.MIN_SECONDS`) or silent
+    (:data:`~soundalike.limits.SILENCE_DBFS`) to analyse: a model would still answer it, confidently and wrongly."""
+    seconds = len(y) / float(sr)
+    if seconds < MIN_SECONDS:
+        got = f"{len(y)} sample{'s' * (len(y) != 1)}" if seconds < 0.01 else f"{seconds:.2f} s"
+        raise AudioTooShortError(path, f"only {got} of audio; soundalike needs at least {MIN_SECONDS:g} s")
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    if peak < 10.0 ** (SILENCE_DBFS / 20.0):
+        level = f"{20 * math.log10(peak):.0f} dBFS" if peak > 0 else "digital silence"
+        raise SilentAudioError(path, f"the audio is silent ({level}, below {SILENCE_DBFS:g} dBFS): nothing to "
+                                     "analyse")
+
+
+def too_long(path: str | Path, seconds: float | None, limit: float) -> AudioTooLongError:
+    """The error for audio over ``limit`` seconds (``seconds`` None: found while decoding, length unknown)."""
+    what = f"more than {limit:g} s" if seconds is None else f"{seconds:.1f} s"
+    return AudioTooLongError(path, f"{what} of audio is over the limit of {limit:g} s; raise the limit "
+                                   "(--max-duration) or pass a shorter window (--offset, --duration)")
 
 
 def _check_window(offset: float, duration: float | None) -> None:
     if not math.isfinite(offset) or offset < 0:
         raise ParameterError(f"offset must be a finite number of seconds >= 0, got {offset!r}")
+    if offset > MAX_OFFSET:
+        raise ParameterError(f"offset {offset:g} s is past the end of any audio soundalike reads "
+                             f"(at most {MAX_OFFSET:g} s)")
     if duration is not None and (not math.isfinite(duration) or duration <= 0):
         raise ParameterError(f"duration must be a positive number of seconds or None, got {duration!r}")
 
@@ -136,10 +242,10 @@ def _pyav_decode(path: str, offset: float, duration: float | None, max_duration:
         try:
             container = av.open(fh, mode="r", metadata_errors="ignore")
         except Exception as exc:  # av raises many FFmpegError subclasses
-            raise _BackendError(f"not a recognised audio container ({exc})") from exc
+            raise _BackendError(f"not a recognised audio container ({exc})", recognised=False) from exc
         with container:
             if not container.streams.audio:
-                raise _BackendError("the file holds no audio stream")
+                raise _BackendError("the file holds no audio stream", recognised=False)
             stream = container.streams.audio[0]
             ctx = stream.codec_context
             native_sr = int(ctx.sample_rate or stream.rate or 0)
@@ -154,6 +260,8 @@ def _pyav_decode(path: str, offset: float, duration: float | None, max_duration:
                 declared = container.duration / 1_000_000.0
             tags = _clean_tags({**dict(container.metadata), **dict(stream.metadata)})
             info = AudioInfo(path, declared, native_sr, int(ctx.channels or 0), str(ctx.name), tags)
+            if declared is not None and offset > 0 and offset >= declared:
+                raise AudioDecodeError(path, f"offset {offset:.2f} s is past the end of the audio ({declared:.2f} s)")
 
             want = None if duration is None else int(round(duration * native_sr))
             if max_duration is not None:
@@ -161,11 +269,7 @@ def _pyav_decode(path: str, offset: float, duration: float | None, max_duration:
                 if duration is not None:
                     span = duration if span is None else min(span, duration)
                 if span is not None and span > max_duration + 1e-6:
-                    raise AudioTooLongError(
-                        path,
-                        f"{span:.0f} s of audio is over the limit of {max_duration:.0f} s; "
-                        "raise the limit (--max-duration) or pass a shorter window",
-                    )
+                    raise too_long(path, span, max_duration)
             max_keep = None if max_duration is None else int(math.ceil(max_duration * native_sr))
 
             # MP3 and others start their timeline at the encoder delay: frame times are relative to it
@@ -178,19 +282,22 @@ def _pyav_decode(path: str, offset: float, duration: float | None, max_duration:
                 except Exception:
                     start_time = 0.0  # not seekable: decode from the start and skip
 
-            resampler = av.AudioResampler(format="fltp")
+            # packed float: one plane whatever the channel count (PyAV 18 crashes reading 8 planar planes)
+            resampler = av.AudioResampler(format="flt")
             blocks: list[np.ndarray] = []
             have = 0
             skip = None if start_time is None else int(round(offset * native_sr))
             failure: str | None = None
             try:
                 for frame in container.decode(stream):
+                    check_deadline()
                     if skip is None:
                         t0 = frame.time - t_start if frame.time is not None else 0.0
                         skip = max(0, int(round((offset - t0) * native_sr)))
                     for out in resampler.resample(frame):
-                        arr = out.to_ndarray()  # (C, n) float32 planar
-                        mono = arr.mean(axis=0) if arr.shape[0] > 1 else arr[0]
+                        channels = max(1, len(out.layout.channels))
+                        arr = out.to_ndarray().reshape(-1, channels)  # (n, C) float32 interleaved
+                        mono = arr.mean(axis=1) if channels > 1 else arr[:, 0]
                         if skip:
                             cut = min(skip, len(mono))
                             mono = mono[cut:]
@@ -201,12 +308,8 @@ def _pyav_decode(path: str, offset: float, duration: float | None, max_duration:
                     if want is not None and have >= want:
                         break
                     if max_keep is not None and have > max_keep:
-                        raise AudioTooLongError(
-                            path,
-                            f"more than {max_duration:.0f} s of audio (the limit); raise it with "
-                            "--max-duration or pass a shorter window",
-                        )
-            except AudioTooLongError:
+                        raise too_long(path, None, max_duration)
+            except SoundalikeError:
                 raise
             except Exception as exc:  # corrupt packet mid-stream
                 failure = str(exc) or type(exc).__name__
@@ -238,7 +341,7 @@ def _soundfile_decode(path: str, offset: float, duration: float | None, max_dura
     except (ImportError, OSError) as exc:
         raise _BackendError(f"soundfile is unavailable ({exc})") from exc
     try:
-        with sf.SoundFile(path) as f:
+        with _quiet_stderr(), sf.SoundFile(path) as f:
             sr = int(f.samplerate)
             total = int(f.frames)
             declared = total / sr if total > 0 else None
@@ -247,11 +350,7 @@ def _soundfile_decode(path: str, offset: float, duration: float | None, max_dura
             n = -1 if duration is None else int(round(duration * sr))
             span = (total - start) if n < 0 else min(n, total - start)
             if max_duration is not None and span > max_duration * sr + 1:
-                raise AudioTooLongError(
-                    path,
-                    f"{span / sr:.0f} s of audio is over the limit of {max_duration:.0f} s; "
-                    "raise the limit (--max-duration) or pass a shorter window",
-                )
+                raise too_long(path, span / sr, max_duration)
             if start:
                 if not f.seekable():
                     raise _BackendError("the stream cannot seek")
@@ -262,7 +361,7 @@ def _soundfile_decode(path: str, offset: float, duration: float | None, max_dura
     except (AudioTooLongError, _BackendError):
         raise
     except Exception as exc:
-        raise _BackendError(f"not a recognised audio file ({exc})") from exc
+        raise _BackendError(f"not a recognised audio file ({exc})", recognised=False) from exc
     y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     return np.ascontiguousarray(y, dtype=np.float32), sr, info
 
@@ -292,37 +391,37 @@ def decode(
     duration: float | None = None,
     max_duration: float | None = None,
     backends: tuple[str, ...] | None = None,
+    require_sound: bool = False,
 ) -> DecodedAudio:
     """Decode ``path`` to a mono float32 waveform, with its container info.
 
     ``sr=None`` keeps the native rate. ``offset``/``duration`` (seconds) seek
     instead of decoding the whole file. ``max_duration`` raises
     :class:`AudioTooLongError` for a longer file (or window) before decoding it all.
+    ``require_sound`` refuses audio too short or silent to analyse (:func:`check_sound`).
+    Only regular files are opened (:func:`regular_file`); NaN or infinite samples are refused.
     """
     _check_window(offset, duration)
+    check_max_duration(max_duration)
     if sr is not None and (not isinstance(sr, int) or sr <= 0):
         raise ParameterError(f"sr must be a positive integer or None, got {sr!r}")
     p = os.fspath(path)
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        raise AudioDecodeError(p, "the file does not exist") from None
-    except OSError as exc:
-        raise AudioDecodeError(p, f"cannot read the file ({exc.strerror or exc})") from None
-    if os.path.isdir(p):
-        raise AudioDecodeError(p, "it is a directory, not an audio file")
+    st = regular_file(p)
     if st.st_size == 0:
         raise AudioDecodeError(p, "the file is empty (0 bytes)")
     if not os.access(p, os.R_OK):
         raise AudioDecodeError(p, "permission denied: the file is not readable")
 
     reasons: list[str] = []
+    recognised = False
     for name in backends or tuple(BACKENDS):
         try:
             y, native_sr, info = BACKENDS[name](p, offset, duration, max_duration)
         except _BackendError as exc:
             reasons.append(f"{name}: {exc}")
+            recognised |= exc.recognised
             continue
+        recognised = True
         if len(y) == 0:
             if offset > 0 and info.duration is not None and offset >= info.duration:
                 raise AudioDecodeError(
@@ -331,12 +430,75 @@ def decode(
             reasons.append(f"{name}: no audio samples decoded")
             continue
         if not np.all(np.isfinite(y)):
-            y = np.nan_to_num(y, nan=0.0, posinf=1.0, neginf=-1.0)
+            bad = int(np.count_nonzero(~np.isfinite(y)))
+            raise AudioDecodeError(p, f"{bad} samples are NaN or infinite: the audio data is corrupt (re-export "
+                                      "the file as ordinary PCM)")
         if sr is not None and native_sr != sr:
             y = resample(y, orig_sr=native_sr, target_sr=sr)
             native_sr = sr
+        if require_sound:
+            check_sound(y, native_sr, p)
         return DecodedAudio(y, native_sr, info, name)
+    if not recognised:
+        what = "it is a text file" if _looks_like_text(p) else "no decoder recognises its format"
+        raise AudioDecodeError(p, f"not an audio file: {what} (soundalike reads "
+                                  f"{', '.join(sorted(e.lstrip('.') for e in AUDIO_EXTENSIONS))})")
     raise AudioDecodeError(p, "; ".join(reasons) or "no decoder available")
+
+
+def decode_windows(path: str | Path, *, sr: int, step: int, extra: int, offset: float = 0.0,
+                   duration: float | None = None, max_duration: float | None = None,
+                   window_seconds: float = 120.0) -> Iterator[tuple[int, int, int | None, DecodedAudio]]:
+    """Decode ``path`` in bounded memory: ``(start, lo, hi, audio)`` for consecutive windows.
+
+    ``audio`` holds the samples from ``start``; the work of this window is what starts in ``[lo, hi)``
+    (``hi`` None: up to the end). Spans ``[lo, hi)`` follow each other (about ``window_seconds``, a multiple
+    of ``step``); each window also holds ``step`` samples before ``lo`` (so a frame near ``lo`` sees real
+    audio, not padding) and ``extra`` after ``hi`` (so a chunk that starts before ``hi`` ends inside it).
+    A file that fits in one window is decoded once, whole: one ``(0, 0, None, audio)``.
+    ``max_duration`` applies to the whole file (or the ``offset``/``duration`` part of it); the audio is
+    checked as :func:`decode` with ``require_sound`` does.
+    """
+    _check_window(offset, duration)
+    check_max_duration(max_duration)
+    if step <= 0 or extra < 0:
+        raise ParameterError("step must be positive and extra >= 0")
+    per = max(1, int(window_seconds * sr) // step) * step
+    try:
+        declared = info(path).duration
+    except AudioDecodeError:  # decode() below says best what is wrong with it
+        declared = None
+    span = None if declared is None else max(0.0, declared - offset)
+    if duration is not None:
+        span = duration if span is None else min(span, duration)
+    if span is None or span * sr <= per + extra:
+        yield 0, 0, None, decode(path, sr=sr, offset=offset, duration=duration, max_duration=max_duration,
+                                 require_sound=True)
+        return
+    if max_duration is not None and span > max_duration + 1e-6:
+        raise too_long(os.fspath(path), span, max_duration)
+    total = int(span * sr)
+    lo = 0
+    loud = False
+    while lo < total:
+        last = lo + per + extra >= total
+        start = max(0, lo - step)
+        audio = decode(path, sr=sr, offset=offset + start / sr, duration=min(lo + per + extra, total) / sr - start / sr)
+        loud = loud or float(np.max(np.abs(audio.samples))) >= 10.0 ** (SILENCE_DBFS / 20.0)
+        if last and not loud:
+            check_sound(audio.samples, sr, os.fspath(path))  # the whole file was silent
+        yield start, lo, None if last else lo + per, audio
+        if last:
+            break
+        lo += per
+
+
+def window_slice(start: int, lo: int, hi: int | None, step: int, n: int) -> slice:
+    """Which of a window's ``n`` chunks (every ``step`` samples from ``start``) are its own: those that start
+    in ``[lo, hi)`` (see :func:`decode_windows`)."""
+    first = -(-(lo - start) // step)
+    last = n if hi is None else min(n, -(-(hi - start) // step))
+    return slice(first, max(first, last))
 
 
 def load(
@@ -372,8 +534,7 @@ def load(
 def info(path: str | Path) -> AudioInfo:
     """Read a file's header (duration, rate, channels, codec, tags) without decoding it."""
     p = os.fspath(path)
-    if not os.path.isfile(p):
-        raise AudioDecodeError(p, "the file does not exist")
+    regular_file(p)
     try:
         import av
 
@@ -477,11 +638,12 @@ def decode_bytes(data: bytes, *, sr: int | None) -> np.ndarray:
         with av.open(io.BytesIO(data), mode="r") as container:
             stream = container.streams.audio[0]
             native = int(stream.codec_context.sample_rate)
-            resampler = av.AudioResampler(format="fltp")
+            resampler = av.AudioResampler(format="flt")
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    arr = out.to_ndarray()
-                    blocks.append(arr.mean(axis=0) if arr.shape[0] > 1 else arr[0])
+                    channels = max(1, len(out.layout.channels))
+                    arr = out.to_ndarray().reshape(-1, channels)
+                    blocks.append(arr.mean(axis=1) if channels > 1 else arr[:, 0])
     except (av.FFmpegError, IndexError) as exc:
         raise AudioDecodeError("<memory>", f"cannot decode the encoded bytes ({exc})") from exc
     y = np.concatenate(blocks).astype(np.float32) if blocks else np.zeros(0, np.float32)

@@ -182,6 +182,8 @@ class Fingerprinter:
             c.offset, c.score = off, 0.5 * (c.score + max(sim, 0.0))
         # an excerpt cannot start well before its track (a little: silence or a fade-in cut differently)
         cands = [c for c in cands if c.offset >= -2 * self.hop_seconds]
+        for c in cands:  # ... and no excerpt starts before its track does
+            c.offset = max(0.0, c.offset)
         cands.sort(key=lambda c: -c.score)
         best: dict[int, Candidate] = {}
         for c in cands:  # the best offset of each track

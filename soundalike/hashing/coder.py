@@ -47,7 +47,8 @@ class TrackHasher:
                   max_duration: float | None = None) -> np.ndarray:
         from soundalike.audio.io import decode
 
-        audio = decode(path, sr=self.sample_rate, offset=offset, duration=duration, max_duration=max_duration)
+        audio = decode(path, sr=self.sample_rate, offset=offset, duration=duration, max_duration=max_duration,
+                       require_sound=True)
         return self.code(audio.samples)
 
 

@@ -32,22 +32,24 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.audio.io import is_audio_path
+from soundalike.audio.io import is_audio_path, regular_file
 from soundalike.errors import (
     AudioDecodeError,
+    CatalogCorruptError,
     CatalogError,
     CatalogMismatchError,
     ModelError,
+    NotAFileError,
     ParameterError,
     TrackNotFoundError,
 )
 from soundalike.index.vectors import IndexSpec, VectorIndex, resolve_spec
+from soundalike.limits import DEFAULT_MAX_DURATION
 
 SCHEMA_VERSION = 5  # 2: fingerprints; 3: hash_codes; 4: track_tags; 5: listens (older ones are upgraded on open)
 DB_NAME = "catalog.sqlite"
 VECTORS_NAME = "vectors.faiss"
 INGEST_SHARDS = "ingest-shards"  # `add(ray=True)`: results written by Ray workers, merged and deleted in order
-DEFAULT_MAX_DURATION = 3600.0  # seconds; longer files are refused unless raised
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -153,6 +155,7 @@ class IndexReport:
     hashed: int = 0  # tracks that got their hash code (catalogs made with a hash model)
     tagged: int = 0  # tracks already in the catalog that got their missing tag scores
     failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # not regular files (pipes, devices): never opened
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
 
@@ -163,6 +166,7 @@ class IndexReport:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
+        d["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
         d["x_realtime"] = round(self.x_realtime, 1)
         return d
 
@@ -215,14 +219,17 @@ def file_sha256(path: str | Path, *, block: int = 1 << 20) -> str:
 
 
 def walk_audio(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Absolute paths of audio files: named files as given, folders walked (hidden entries skipped)."""
+    """Absolute paths of audio files: named files as given, folders walked (hidden entries skipped).
+
+    Only names are looked at: what each path is (a regular file, a pipe, a dangling link) is for the
+    reader to check (:func:`soundalike.audio.io.regular_file`)."""
     seen: set[str] = set()
     for p in paths:
         root = Path(p).expanduser()
         if not root.exists():
             raise ParameterError(f"{root} does not exist")
         root = root.resolve()
-        if root.is_file():
+        if not root.is_dir():
             if str(root) not in seen:
                 seen.add(str(root))
                 yield root
@@ -278,11 +285,37 @@ class Catalog:
     # ------------------------------------------------------------ open/create
     @staticmethod
     def _connect(db: Path) -> sqlite3.Connection:
-        conn = sqlite3.connect(str(db), timeout=30.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        return conn
+        from soundalike.index.db import connect
+
+        return connect(db)
+
+    @classmethod
+    def check(cls, path: str | Path, *, repair: bool = False) -> dict[str, Any]:
+        """Check the catalog database at ``path`` (SQLite's integrity check, then that it opens); with
+        ``repair``, rebuild a damaged one from every row still readable (see :func:`soundalike.index.db.repair`:
+        the damaged file is kept, lost side rows are recomputed by the next ``index``)."""
+        from soundalike.index.db import integrity_problems
+        from soundalike.index.db import repair as rebuild
+
+        root = Path(path).expanduser()
+        db = root / DB_NAME
+        if not db.is_file():
+            raise CatalogError(f"no catalog at {root} (missing {DB_NAME})")
+        with open(root / "LOCK", "a+") as fh:
+            import fcntl
+
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CatalogError(f"another process is writing to catalog {root}; wait for it to finish") from None
+            problems = integrity_problems(db)
+            out: dict[str, Any] = {"catalog": str(root), "ok": not problems, "problems": problems, "repaired": False}
+            if problems and repair:
+                rep = rebuild(db, _SCHEMA)
+                (root / VECTORS_NAME).unlink(missing_ok=True)
+                (root / (VECTORS_NAME + ".json")).unlink(missing_ok=True)
+                out.update(repaired=True, repair=rep.to_dict(), problems_after=integrity_problems(db))
+        return out
 
     @classmethod
     def exists(cls, path: str | Path) -> bool:
@@ -376,6 +409,8 @@ class Catalog:
         try:
             conn = cls._connect(db)
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        except CatalogCorruptError:
+            raise
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"{db} is not a readable catalog database ({exc})") from exc
         version = int(meta.get("schema_version", "0"))
@@ -547,7 +582,7 @@ class Catalog:
             it = tqdm(rows, unit="track", desc=desc, dynamic_ncols=True)
         for tid, path in it:
             try:
-                audio = decode(path, sr=sample_rate, max_duration=max_duration)
+                audio = decode(path, sr=sample_rate, max_duration=max_duration, require_sound=True)
             except (AudioDecodeError, OSError) as exc:
                 report.failed.append((path, f"{desc} failed: {exc}"))
                 continue
@@ -630,13 +665,19 @@ class Catalog:
             for _path, (tid, _s, _m, h, _l) in known.items():
                 by_hash.setdefault(h, tid)
             todo: list[tuple[str, os.stat_result, str, int | None]] = []
+            first_of: dict[str, str] = {}  # content hash -> the first path with it in this run
+            repeats: list[tuple[str, os.stat_result, str, int | None]] = []  # the same content met again
             for f in files:
                 p = str(f)
                 labels = labels_by_path.get(p)
                 try:
-                    st = f.stat()
-                except OSError as exc:
-                    report.failed.append((p, f"cannot stat the file ({exc.strerror or exc})"))
+                    st = regular_file(f)  # never opens a pipe or a device: it would block or never end
+                except NotAFileError as exc:
+                    report.skipped.append((p, exc.reason))
+                    continue
+                except AudioDecodeError as exc:  # gone, a dangling link, unreadable
+                    report.failed.append((p, exc.reason))
+                    self._record_failure(p, None, exc.reason)
                     continue
                 old = known.get(p)
                 if old is not None and old[1] == st.st_size and old[2] == st.st_mtime_ns:
@@ -660,6 +701,10 @@ class Catalog:
                     self._copy_row(by_hash[digest], p, st, labels, old[0] if old else None)
                     report.duplicates += 1
                     continue
+                if digest in first_of:  # a copy or a link of a file this run embeds: copied once that is done
+                    repeats.append((p, st, digest, old[0] if old else None))
+                    continue
+                first_of[digest] = p
                 todo.append((p, st, digest, old[0] if old else None))
 
             embedder = Embedder(self.encoder, max_duration=max_duration,
@@ -671,6 +716,7 @@ class Catalog:
 
                 bar = tqdm(total=len(todo), unit="track", desc="indexing", dynamic_ncols=True)
             info = {p: (st, d, eid) for p, st, d, eid in todo}
+            failed_content: dict[str, str] = {}
             if ray:
                 from soundalike.index.distributed import ray_embed_files
 
@@ -687,6 +733,7 @@ class Catalog:
                     if isinstance(result, AudioDecodeError):
                         report.failed.append((p, result.reason))
                         self._record_failure(p, st, result.reason)
+                        failed_content[digest] = result.reason
                     else:
                         codes = getattr(result, "fp_codes", None)  # computed by a Ray worker
                         if codes is None and fp is not None and result.samples is not None:
@@ -710,6 +757,14 @@ class Catalog:
             finally:
                 if bar is not None:
                     bar.close()
+            for p, st, digest, existing_id in repeats:
+                if digest in by_hash:
+                    self._copy_row(by_hash[digest], p, st, labels_by_path.get(p), existing_id)
+                    report.duplicates += 1
+                else:  # its first copy failed: so does this one, for the same reason
+                    reason = failed_content.get(digest, "its content failed under another name in this run")
+                    report.failed.append((p, reason))
+                    self._record_failure(p, st, reason)
             if prune:
                 report.pruned = self._prune(roots)
             if fp is not None:
@@ -821,10 +876,22 @@ class Catalog:
         by_id = {r[0]: r for r in self._conn.execute(f"SELECT {self._TRACK_COLS} FROM tracks WHERE id IN ({qs})", ids)}
         return [self._track_from_row(by_id[i]) for i in ids if i in by_id]
 
+    def _track_id(self, track_id: int | str) -> int:
+        """``track_id`` as an int SQLite can hold; any other number is no track of this catalog."""
+        try:
+            i = int(track_id)
+        except (TypeError, ValueError):
+            raise TrackNotFoundError(f"{track_id!r} is not a track id (ids are whole numbers)") from None
+        if not -(2**63) <= i < 2**63:
+            raise TrackNotFoundError(f"no track {i} in catalog {self.root}: ids are below 2^63; `soundalike info "
+                                     f"--catalog {self.root} --tracks` lists them")
+        return i
+
     def track(self, ref: int | str) -> Track:
         """A track by id, or by its (absolute or relative) file path."""
         if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit() and not os.path.exists(ref)):
-            row = self._conn.execute(f"SELECT {self._TRACK_COLS} FROM tracks WHERE id = ?", (int(ref),)).fetchone()
+            row = self._conn.execute(f"SELECT {self._TRACK_COLS} FROM tracks WHERE id = ?",
+                                     (self._track_id(ref),)).fetchone()
         else:
             row = self._conn.execute(f"SELECT {self._TRACK_COLS} FROM tracks WHERE path = ?",
                                      (str(Path(ref).expanduser().resolve()),)).fetchone()
@@ -835,7 +902,8 @@ class Catalog:
 
     def embeddings(self, track_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(chunk embeddings [shape=(n, d)], song embedding [shape=(d,)]) of one track."""
-        row = self._conn.execute("SELECT chunk_emb, song_emb FROM tracks WHERE id = ?", (int(track_id),)).fetchone()
+        row = self._conn.execute("SELECT chunk_emb, song_emb FROM tracks WHERE id = ?",
+                                 (self._track_id(track_id),)).fetchone()
         if row is None:
             raise TrackNotFoundError(f"no track {track_id} in catalog {self.root}")
         d = int(self._meta("embed_dim"))
@@ -1005,7 +1073,8 @@ class Catalog:
 
     def hash_code(self, track_id: int) -> np.ndarray:
         """The stored hash code uint8 [shape=(bits / 8,)] of one track."""
-        row = self._conn.execute("SELECT code FROM hash_codes WHERE track_id = ?", (int(track_id),)).fetchone()
+        row = self._conn.execute("SELECT code FROM hash_codes WHERE track_id = ?",
+                                 (self._track_id(track_id),)).fetchone()
         if row is None:
             self.track(track_id)  # raises TrackNotFoundError for an unknown id
             raise CatalogError(f"track {track_id} of {self.root} has no hash code yet; `soundalike index` fills it")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.audio.io import DecodedAudio, decode
+from soundalike.audio.io import DecodedAudio, decode, decode_windows, window_slice
 from soundalike.errors import AudioDecodeError, ParameterError
 from soundalike.features.mel import MelFrontend, chunk_power, power_to_db
 from soundalike.models.checkpoint import AudioEncoder
@@ -93,13 +93,34 @@ class Embedder:
 
     def decode(self, path: str | Path, *, offset: float = 0.0, duration: float | None = None) -> DecodedAudio:
         return decode(path, sr=self.config.sample_rate, offset=offset, duration=duration,
-                      max_duration=self.max_duration)
+                      max_duration=self.max_duration, require_sound=True)
 
     def embed_file(self, path: str | Path, *, offset: float = 0.0,
                    duration: float | None = None) -> TrackEmbedding:
-        """Decode ``path`` (seeking to ``offset`` for ``duration`` seconds) and embed it."""
-        audio = self.decode(path, offset=offset, duration=duration)
-        return self.embed_waveform(audio.samples, path=str(path), tags=audio.info.tags)
+        """Decode ``path`` (seeking to ``offset`` for ``duration`` seconds) and embed it.
+
+        Audio longer than a few minutes is decoded and embedded window by window (chunks on the same grid
+        as a whole decode), so memory stays bounded: a 2-hour file needs about what a 5-minute one does.
+        """
+        c = self.config
+        step = self.hop_frames * c.hop_length
+        extra = max(0, c.chunk_frames * c.hop_length + c.n_fft // 2 - step)
+        embs, scores, tags, seconds = [], [], None, 0.0
+        for start, lo, hi, audio in decode_windows(path, sr=c.sample_rate, step=step, extra=extra, offset=offset,
+                                                   duration=duration, max_duration=self.max_duration):
+            seconds = (start + len(audio.samples)) / c.sample_rate
+            tags = audio.info.tags if tags is None else tags
+            if start and len(audio.samples) // c.hop_length + 1 < c.chunk_frames:
+                continue  # a tail shorter than a chunk: a whole decode has no chunk there either
+            part = self.embed_waveform(audio.samples)
+            own = window_slice(start, lo, hi, step, len(part.chunks))
+            embs.append(part.chunks[own])
+            if part.tag_scores is not None:
+                scores.append(part.tag_scores[own])
+        chunks = np.concatenate(embs)
+        return TrackEmbedding(chunks, song_embedding(chunks), seconds, c.chunk_seconds,
+                              c.frames_to_seconds(self.hop_frames), str(path), dict(tags or {}),
+                              tag_scores=np.concatenate(scores) if scores else None)
 
     def embed_files(self, paths: Iterable[str | Path], *, prefetch: int = 2, keep_samples: bool = False
                     ) -> Iterator[tuple[str, TrackEmbedding | AudioDecodeError]]:

@@ -148,8 +148,13 @@ class AudioEncoder:
             raise ModelError(
                 f"expected chunks of shape (n, {self.frontend.n_mels}, frames), got {tuple(x.shape)}"
             )
+        from soundalike.limits import check_deadline
+
+        parts = []
         with torch.inference_mode():
-            parts = [fn(x[i : i + batch_size]) for i in range(0, max(x.shape[0], 1), batch_size)]
+            for i in range(0, max(x.shape[0], 1), batch_size):
+                check_deadline()  # a request past its time limit stops between batches
+                parts.append(fn(x[i : i + batch_size]))
         if isinstance(parts[0], list | tuple):  # no chunks: one empty batch, (0, d)
             return [np.concatenate([p[j].numpy() for p in parts]).astype(np.float32, copy=False)
                     for j in range(len(parts[0]))]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -29,7 +30,18 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from soundalike.errors import AudioDecodeError, ParameterError, SoundalikeError, TrackNotFoundError
+from soundalike.errors import (
+    AudioDecodeError,
+    AudioTooLongError,
+    AudioTooShortError,
+    CatalogCorruptError,
+    ParameterError,
+    SilentAudioError,
+    SoundalikeError,
+    TimeLimitError,
+    TrackNotFoundError,
+)
+from soundalike.limits import DEFAULT_MAX_DURATION, deadline
 
 STATIC = Path(__file__).with_name("static")
 AUDIO_TYPES = {".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg",
@@ -48,15 +60,16 @@ class ServeConfig:
     host: str = "127.0.0.1"  # loopback unless told otherwise
     port: int = 8000
     max_upload_mb: float = 50.0  # bigger uploads get 413
-    decode_timeout: float = 30.0  # seconds for decoding + inference of one upload
-    max_seconds: float = 900.0  # longer uploads are refused (422)
+    decode_timeout: float = 30.0  # seconds for decoding + inference of one upload; then the work is stopped
+    max_duration: float = DEFAULT_MAX_DURATION  # longer uploads are refused (413)
     workers: int = 2  # inference threads; more requests wait their turn
     k: int = 10
     shards: int = 0  # > 0: song search over this many Ray actors holding index shards (needs Ray)
     ray_address: str | None = None  # the Ray cluster for shards (default: the running one, else a local one)
 
     def __post_init__(self) -> None:
-        if self.max_upload_mb <= 0 or self.decode_timeout <= 0 or self.workers < 1 or self.k < 1:
+        if (self.max_upload_mb <= 0 or self.decode_timeout <= 0 or self.workers < 1 or self.k < 1
+                or self.max_duration <= 0):
             raise ParameterError(f"bad server settings {self}")
 
 
@@ -74,8 +87,14 @@ class Engine:
         self.has_fingerprints, self.has_tags = first.has_fingerprints, first.has_tags
         self.name = first.root.name
         first.close()
+        self.root = str(first.root)
+        self.busy = 0  # timed (upload) requests being worked on now
+        self.stopped = 0  # timed requests whose work was stopped at their deadline
+        self._count = threading.Lock()
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="soundalike-serve")
+        # catalog reads (health, track lists, the map) never queue behind decoding and inference
+        self._light = ThreadPoolExecutor(max_workers=2, thread_name_prefix="soundalike-light")
         self._map: tuple[int, dict[str, Any]] | None = None
         self.uploads = Path(tempfile.mkdtemp(prefix="soundalike-uploads-"))  # 0700: only this user reads it
 
@@ -88,14 +107,54 @@ class Engine:
                                                      ray_address=self.cfg.ray_address)
         return cat
 
-    async def run(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+    async def run(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None,
+                  light: bool = False) -> Any:
+        """``fn(catalog, *args)`` in a worker thread. With ``timeout`` the work runs under a
+        :func:`~soundalike.limits.deadline` counted from now (time spent queueing counts): decoding and the
+        encoder stop at their next check once it has passed, so a request that timed out frees its worker."""
         loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._pool, lambda: fn(self.catalog(), *args))
+        end = None if timeout is None else time.monotonic() + timeout
+
+        def call() -> Any:
+            if end is None:
+                return fn(self.catalog(), *args)
+            left = end - time.monotonic()
+            if left <= 0:
+                raise TimeLimitError(f"the request waited its whole time limit ({timeout:g} s) for a free worker; "
+                                     "try again in a moment")
+            with self._count:
+                self.busy += 1
+            try:
+                with deadline(left):
+                    return fn(self.catalog(), *args)
+            except TimeLimitError:
+                with self._count:
+                    self.stopped += 1
+                raise
+            finally:
+                with self._count:
+                    self.busy -= 1
+
+        fut = loop.run_in_executor(self._light if light else self._pool, call)
         return await asyncio.wait_for(fut, timeout) if timeout else await fut
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._light.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.uploads, ignore_errors=True)
+
+    def public_message(self, exc: BaseException) -> str:
+        """What an error says to a web client: never a server path (the upload's temporary file, the catalog
+        folder, a track's file)."""
+        if isinstance(exc, AudioDecodeError):
+            text = f"{exc.verb} the upload: {exc.reason}"
+            names = [exc.path]
+        else:
+            text, names = str(exc), []
+        for name in (*names, str(self.uploads), self.root, str(self.cfg.catalog)):
+            if name:
+                text = text.replace(name, "the upload" if name in names else f"catalog {self.name}")
+        return _PATH.sub("<path>", text)
 
     # -------------------------------------------------------------- answers (run in the pool)
     @staticmethod
@@ -115,6 +174,32 @@ class Engine:
         rows = {int(i): r for i, r in zip(all_ids, scores, strict=True)}
         names = cat.tag_names
         return {i: {names[j]: round(float(rows[i][j]), 3) for j in np.argsort(-rows[i])[:n]} for i in ids if i in rows}
+
+
+#: An absolute file path inside a message (what is left after the known ones were named).
+_PATH = re.compile(r"(?<![\w.>])/(?:[^\s'\"/:]+/)+[^\s'\"]*")
+
+#: Headers on every answer: no MIME sniffing, no framing, no third-party scripts or styles, no referrer.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+                               "style-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; "
+                               "base-uri 'none'; form-action 'self'",
+}
+#: The /docs page's own scripts may run inline (Swagger UI starts itself with an inline script).
+DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self' 'unsafe-inline'; object-src 'none'; frame-ancestors 'none'")
+
+
+def error_status(exc: SoundalikeError) -> int:
+    """The HTTP status of a typed error."""
+    for kind, status in ((TrackNotFoundError, 404), (AudioTooLongError, 413), (AudioTooShortError, 422),
+                         (SilentAudioError, 422), (AudioDecodeError, 415), (CatalogCorruptError, 503)):
+        if isinstance(exc, kind):
+            return status
+    return 422
 
 
 def spectrogram(samples: np.ndarray, sr: int, *, n_mels: int = 64, max_cols: int = 400) -> dict[str, Any]:
@@ -140,14 +225,44 @@ def create_app(cfg: ServeConfig) -> Any:
             engine.close()
 
     app = FastAPI(title="soundalike", version=__import__("soundalike").__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description="What sounds like this, what is this, and where did it come from: a JSON API "
                               "over one soundalike catalog. Uploads are the raw request body (an audio file).")
     app.state.engine = engine
 
     @app.exception_handler(SoundalikeError)
     async def _typed(_: Request, exc: SoundalikeError) -> JSONResponse:
-        status = 404 if isinstance(exc, TrackNotFoundError) else 415 if isinstance(exc, AudioDecodeError) else 422
-        return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
+        return JSONResponse({"detail": engine.public_message(exc), "error": type(exc).__name__},
+                            status_code=error_status(exc))
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Callable[..., Any]) -> Any:
+        response = await call_next(request)
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        if request.url.path == "/docs":
+            response.headers["Content-Security-Policy"] = DOCS_CSP
+        return response
+
+    docs_assets = _swagger_assets()
+    if docs_assets is not None:
+        app.mount("/docs-assets", StaticFiles(directory=docs_assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Any:
+        """Swagger UI from files served here (no CDN: it works offline), or a note where it is not installed."""
+        from fastapi.openapi.docs import get_swagger_ui_html
+        from fastapi.responses import HTMLResponse
+
+        if docs_assets is None:
+            return HTMLResponse("<!doctype html><title>soundalike API</title><p>The interactive API page needs "
+                                "the <code>swagger-ui-bundle</code> package (<code>pip install "
+                                "'soundalike[serve]'</code>); the API description is at "
+                                "<a href=\"/openapi.json\">/openapi.json</a>.</p>")
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="soundalike API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
     async def receive_upload(request: Request) -> Path:
         """Stream the body into the private upload folder, refusing more than the cap (413)."""
@@ -175,20 +290,23 @@ def create_app(cfg: ServeConfig) -> Any:
         path = await receive_upload(request)
         try:
             return await engine.run(work, path, timeout=cfg.decode_timeout)
-        except TimeoutError:
-            raise HTTPException(422, f"decoding and analysing the upload took over {cfg.decode_timeout:g} s") from None
+        except (TimeoutError, TimeLimitError):
+            raise HTTPException(422, f"decoding and analysing the upload took over {cfg.decode_timeout:g} s and "
+                                     "was stopped; send a shorter excerpt (offset, duration)") from None
         finally:
             path.unlink(missing_ok=True)
 
     def decode_upload(path: Path, sr: int, offset: float = 0.0, duration: float | None = None) -> Any:
         from soundalike.audio.io import decode
 
-        return decode(path, sr=sr, offset=offset, duration=duration, max_duration=cfg.max_seconds)
+        return decode(path, sr=sr, offset=offset, duration=duration, max_duration=cfg.max_duration,
+                      require_sound=True)
 
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, Any]:
-        n = await engine.run(lambda cat: len(cat))
-        return {"status": "ok", "catalog": engine.name, "tracks": n}
+        n = await engine.run(lambda cat: len(cat), light=True)
+        return {"status": "ok", "catalog": engine.name, "tracks": n, "busy": engine.busy,
+                "workers": cfg.workers}
 
     @app.post("/api/similar", tags=["search"],
               openapi_extra=BINARY_BODY)
@@ -277,7 +395,7 @@ def create_app(cfg: ServeConfig) -> Any:
             return {"total": len(found), "offset": offset, "limit": limit,
                     "tracks": [engine.web_track(t, tags.get(t.id)) for t in page]}
 
-        return await engine.run(work)
+        return await engine.run(work, light=True)
 
     @app.get("/api/tracks/{track_id}", tags=["catalog"])
     async def track(track_id: int) -> dict[str, Any]:
@@ -287,12 +405,12 @@ def create_app(cfg: ServeConfig) -> Any:
             t = cat.track(int(track_id))
             return engine.web_track(t, engine.top_tags(cat, [t.id], 10).get(t.id))
 
-        return await engine.run(work)
+        return await engine.run(work, light=True)
 
     @app.get("/api/users", tags=["recommend"])
     async def users(limit: int = Query(1000, ge=1, le=100000)) -> dict[str, Any]:
         """Users with imported listens (name, listens, plays), by name: who ``/api/recommend`` can serve."""
-        rows = await engine.run(lambda cat: cat.users(limit))
+        rows = await engine.run(lambda cat: cat.users(limit), light=True)
         return {"users": [{"user": u, "listens": n, "plays": p} for u, n, p in rows]}
 
     @app.get("/api/recommend", tags=["recommend"])
@@ -321,7 +439,7 @@ def create_app(cfg: ServeConfig) -> Any:
     @app.get("/api/tracks/{track_id}/audio", tags=["catalog"], response_class=FileResponse)
     async def audio(track_id: int) -> FileResponse:
         """The track's audio file, streamed (HTTP range requests work: seek in the player)."""
-        t = await engine.run(lambda cat: cat.track(int(track_id)))
+        t = await engine.run(lambda cat: cat.track(int(track_id)), light=True)
         if not os.path.isfile(t.path):
             raise HTTPException(404, f"the audio of track {track_id} is no longer on disk")
         kind = AUDIO_TYPES.get(Path(t.path).suffix.lower(), "application/octet-stream")
@@ -359,7 +477,7 @@ def create_app(cfg: ServeConfig) -> Any:
             engine._map = (gen, out)
             return out
 
-        return await engine.run(work)
+        return await engine.run(work, light=True)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -367,6 +485,16 @@ def create_app(cfg: ServeConfig) -> Any:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _swagger_assets() -> Path | None:
+    """The folder of Swagger UI's files from the ``swagger-ui-bundle`` package, if it is installed."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return None
+    p = Path(swagger_ui_path)
+    return p if (p / "swagger-ui-bundle.js").is_file() else None
 
 
 def serve(cfg: ServeConfig) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soundalike.errors import ParameterError
+from soundalike.limits import DEFAULT_MAX_DURATION
 
 if TYPE_CHECKING:
     from soundalike.index.catalog import Catalog, Track
@@ -66,13 +67,15 @@ def identify_waveform(catalog: Catalog, y: Any, sr: int, *, top: int = 5, query:
 
 
 def identify(catalog: Catalog, query: str | Path, *, offset: float = 0.0, duration: float | None = None,
-             top: int = 5) -> Identification:
-    """Identify the audio file ``query`` (``offset``/``duration`` pick an excerpt of it)."""
+             top: int = 5, max_duration: float | None = DEFAULT_MAX_DURATION) -> Identification:
+    """Identify the audio file ``query`` (``offset``/``duration`` pick an excerpt of it; longer than
+    ``max_duration`` seconds is refused)."""
     from soundalike.audio.io import decode
 
     t0 = time.perf_counter()
     fp = catalog.fingerprinter
-    audio = decode(query, sr=fp.sample_rate, offset=offset, duration=duration, max_duration=600.0)
+    audio = decode(query, sr=fp.sample_rate, offset=offset, duration=duration, max_duration=max_duration,
+                   require_sound=True)
     res = identify_waveform(catalog, audio.samples, audio.sr, top=top, query=str(query))
     res.seconds = time.perf_counter() - t0
     return res

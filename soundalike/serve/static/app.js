@@ -96,7 +96,13 @@ function drawMap(highlight) {
     ctx.fillStyle = colour[p.label]; ctx.globalAlpha = p.id === highlight ? 1 : 0.75; ctx.fill();
   }
   ctx.globalAlpha = 1;
-  $("legend").innerHTML = mapData.labels.map((l) => `<span><i style="background:${colour[l]}"></i>${esc(l)}</span>`).join("");
+  // swatch colours through the CSSOM: the content security policy forbids inline style attributes
+  $("legend").replaceChildren(...mapData.labels.map((l) => {
+    const span = document.createElement("span"), i = document.createElement("i");
+    i.style.background = colour[l];
+    span.append(i, l);
+    return span;
+  }));
 }
 function nearest(ev) {
   const c = $("map"), r = c.getBoundingClientRect();
