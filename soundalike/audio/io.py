@@ -228,6 +228,16 @@ def _wav_declared_seconds(fh, sr: int, ctx) -> float | None:
         fh.seek(pos)
 
 
+def _to_mono(frame: Any, planar: bool) -> np.ndarray:
+    """A resampled float frame -> mono float32 [shape=(n,)]: the mean of its channels."""
+    arr = frame.to_ndarray()  # planar: (C, n); packed: (1, n * C) interleaved
+    if planar:
+        return arr.mean(axis=0) if arr.shape[0] > 1 else arr[0]
+    channels = max(1, len(frame.layout.channels))
+    arr = arr.reshape(-1, channels)
+    return arr.mean(axis=1) if channels > 1 else arr[:, 0]
+
+
 def _pyav_decode(path: str, offset: float, duration: float | None, max_duration: float | None):
     try:
         import av
@@ -282,8 +292,10 @@ def _pyav_decode(path: str, offset: float, duration: float | None, max_duration:
                 except Exception:
                     start_time = 0.0  # not seekable: decode from the start and skip
 
-            # packed float: one plane whatever the channel count (PyAV 18 crashes reading 8 planar planes)
-            resampler = av.AudioResampler(format="flt")
+            # planar float for mono and stereo (what most decoders give: no conversion); packed float above
+            # that, one plane whatever the channel count (PyAV 18 crashes reading 8 planar planes)
+            planar = int(ctx.channels or 1) <= 2
+            resampler = av.AudioResampler(format="fltp" if planar else "flt")
             blocks: list[np.ndarray] = []
             have = 0
             skip = None if start_time is None else int(round(offset * native_sr))
@@ -295,9 +307,7 @@ def _pyav_decode(path: str, offset: float, duration: float | None, max_duration:
                         t0 = frame.time - t_start if frame.time is not None else 0.0
                         skip = max(0, int(round((offset - t0) * native_sr)))
                     for out in resampler.resample(frame):
-                        channels = max(1, len(out.layout.channels))
-                        arr = out.to_ndarray().reshape(-1, channels)  # (n, C) float32 interleaved
-                        mono = arr.mean(axis=1) if channels > 1 else arr[:, 0]
+                        mono = _to_mono(out, planar)
                         if skip:
                             cut = min(skip, len(mono))
                             mono = mono[cut:]
@@ -638,12 +648,11 @@ def decode_bytes(data: bytes, *, sr: int | None) -> np.ndarray:
         with av.open(io.BytesIO(data), mode="r") as container:
             stream = container.streams.audio[0]
             native = int(stream.codec_context.sample_rate)
-            resampler = av.AudioResampler(format="flt")
+            planar = int(stream.codec_context.channels or 1) <= 2
+            resampler = av.AudioResampler(format="fltp" if planar else "flt")
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    channels = max(1, len(out.layout.channels))
-                    arr = out.to_ndarray().reshape(-1, channels)
-                    blocks.append(arr.mean(axis=1) if channels > 1 else arr[:, 0])
+                    blocks.append(_to_mono(out, planar))
     except (av.FFmpegError, IndexError) as exc:
         raise AudioDecodeError("<memory>", f"cannot decode the encoded bytes ({exc})") from exc
     y = np.concatenate(blocks).astype(np.float32) if blocks else np.zeros(0, np.float32)
