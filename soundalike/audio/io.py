@@ -317,7 +317,7 @@ def _pyav_decode(path: str, offset: float, duration: float | None, max_duration:
                             have += len(mono)
                     if want is not None and have >= want:
                         break
-                    if max_keep is not None and have > max_keep:
+                    if max_keep is not None and max_duration is not None and have > max_keep:
                         raise too_long(path, None, max_duration)
             except SoundalikeError:
                 raise
