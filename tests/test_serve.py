@@ -206,3 +206,23 @@ def test_a_catalog_without_fingerprints_or_tags_says_so_and_slow_work_times_out(
         r = client.post("/api/similar", content=body)
         assert r.status_code == 422 and "took over" in r.json()["detail"]
         assert list(app.state.engine.uploads.iterdir()) == []
+
+
+def test_multipart_form_uploads_work_like_raw_bodies(served):
+    client, app, paths, tmp = served
+    body = _excerpt(paths[2], 4.0, 6.0)
+    raw = client.post("/api/similar", content=body, params={"k": 3}).json()
+    form = client.post("/api/similar", files={"file": ("clip.wav", body, "audio/wav")}, data={"note": "x"},
+                       params={"k": 3})
+    assert form.status_code == 200, form.text
+    d = form.json()
+    assert [m["id"] for m in d["matches"]] == [m["id"] for m in raw["matches"]]
+    assert d["excerpt_of"]["id"] == raw["excerpt_of"]["id"]
+    assert client.post("/api/identify", files={"audio": ("c.wav", body)}).json()["match"]["id"] == d["excerpt_of"]["id"]
+    empty = client.post("/api/tag", data={"note": "no file"}, files={"other": ("", b"")})
+    assert empty.status_code == 422
+    big = client.post("/api/tag", files={"file": ("big.wav", b"\0" * (3 * 2**20))})
+    assert big.status_code == 413
+    ct = client.get("/openapi.json").json()["paths"]["/api/similar"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in ct and "application/octet-stream" in ct
+    assert list(app.state.engine.uploads.iterdir()) == []

@@ -1,7 +1,7 @@
 """The web app: a FastAPI JSON API over one catalog, plus a plain HTML/CSS/JS page (no build step).
 
 Uploads arrive as the raw request body (``curl --data-binary @song.mp3``; the page sends the file the
-same way). They are streamed into a private temporary directory (mode 0700) with a size cap (413 past
+same way) or as the file field of a ``multipart/form-data`` form (``curl -F file=@song.mp3``). They are streamed into a private temporary directory (mode 0700) with a size cap (413 past
 it), decoded with a time limit (what the bytes are is decided by decoding: 415 for anything that is not
 audio), and always deleted. Inference runs in a bounded pool of worker threads, each with its own
 catalog connection. Audio is served only by catalog id, with HTTP range requests; no file path appears in
@@ -49,9 +49,11 @@ AUDIO_TYPES = {".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".oga": "audio/ogg", "
                ".webm": "audio/webm", ".aiff": "audio/aiff", ".aif": "audio/aiff"}
 
 
-#: OpenAPI description of an upload: the audio file is the raw request body.
-BINARY_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": {
-    "schema": {"type": "string", "format": "binary"}}}}}
+#: OpenAPI description of an upload: the audio file as the raw request body, or as a form's file field.
+BINARY_BODY = {"requestBody": {"required": True, "content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "the audio file"}}}}}}}
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,8 @@ def create_app(cfg: ServeConfig) -> Any:
     app = FastAPI(title="soundalike", version=__import__("soundalike").__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None,
                   description="What sounds like this, what is this, and where did it come from: a JSON API "
-                              "over one soundalike catalog. Uploads are the raw request body (an audio file).")
+                              "over one soundalike catalog. Uploads are an audio file: the raw request body, "
+                              "or the file field of a multipart/form-data form.")
     app.state.engine = engine
 
     @app.exception_handler(SoundalikeError)
@@ -265,25 +268,30 @@ def create_app(cfg: ServeConfig) -> Any:
                                    swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
     async def receive_upload(request: Request) -> Path:
-        """Stream the body into the private upload folder, refusing more than the cap (413)."""
+        """Stream the upload into the private upload folder, refusing more than the cap (413): the raw body,
+        or the first file of a ``multipart/form-data`` body (``curl -F file=@song.mp3``, a browser form)."""
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > cap:
             raise HTTPException(413, f"upload of {int(declared) / 2**20:.1f} MB is over the {cfg.max_upload_mb:g} MB cap")
         path = engine.uploads / secrets.token_hex(16)
-        size = 0
+        kind = request.headers.get("content-type", "")
         try:
             with open(path, "xb") as fh:
-                async for block in request.stream():
-                    size += len(block)
-                    if size > cap:
-                        raise HTTPException(413, f"upload is over the {cfg.max_upload_mb:g} MB cap")
-                    fh.write(block)
+                if kind.lower().startswith("multipart/form-data"):
+                    size = await _receive_multipart(request, kind, fh, cap, cfg.max_upload_mb)
+                else:
+                    size = 0
+                    async for block in request.stream():
+                        size += len(block)
+                        if size > cap:
+                            raise HTTPException(413, f"upload is over the {cfg.max_upload_mb:g} MB cap")
+                        fh.write(block)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
         if size == 0:
             path.unlink(missing_ok=True)
-            raise HTTPException(422, "empty upload: send an audio file as the request body")
+            raise HTTPException(422, "empty upload: send an audio file as the request body or as a form's file")
         return path
 
     async def with_upload(request: Request, work: Callable[..., Any]) -> Any:
@@ -485,6 +493,68 @@ def create_app(cfg: ServeConfig) -> Any:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+async def _receive_multipart(request: Request, kind: str, fh: Any, cap: int, cap_mb: float) -> int:
+    """Stream the first file part of a ``multipart/form-data`` body into ``fh``; returns its size in bytes.
+
+    Parsed as it arrives (python-multipart's push parser), so the cap holds without the body ever being
+    held in memory or spooled elsewhere; other fields are ignored.
+    """
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    _, params = parse_options_header(kind)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise HTTPException(422, "a multipart/form-data upload needs a boundary in its Content-Type")
+    state: dict[str, Any] = {"field": b"", "value": b"", "is_file": False, "target": None, "done": False,
+                             "size": 0}
+
+    def on_part_begin() -> None:
+        state.update(is_file=False)
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        state["field"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        state["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        if state["field"].lower() == b"content-disposition":
+            _, opts = parse_options_header(state["value"])
+            state["is_file"] = b"filename" in opts
+        state.update(field=b"", value=b"")
+
+    def on_headers_finished() -> None:
+        state["target"] = state["is_file"] and not state["done"]
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if state["target"]:
+            state["size"] += end - start
+            if state["size"] > cap:
+                raise HTTPException(413, f"upload is over the {cap_mb:g} MB cap")
+            fh.write(data[start:end])
+
+    def on_part_end() -> None:
+        if state["target"]:
+            state.update(done=True, target=False)
+
+    parser = MultipartParser(boundary, {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
+                                        "on_header_value": on_header_value, "on_header_end": on_header_end,
+                                        "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
+                                        "on_part_end": on_part_end})
+    try:
+        async for block in request.stream():
+            parser.write(block)
+        parser.finalize()
+    except HTTPException:
+        raise
+    except Exception as exc:  # python-multipart's MultipartParseError and friends
+        raise HTTPException(422, f"the multipart/form-data body cannot be read ({type(exc).__name__})") from None
+    if not state["done"]:
+        raise HTTPException(422, "the multipart/form-data body holds no file: send the audio as a file field "
+                                 "(curl -F file=@song.mp3)")
+    return int(state["size"])
 
 
 def _swagger_assets() -> Path | None:
