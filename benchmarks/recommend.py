@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     catalog = Catalog.open(args.catalog)
     ids, feats, labels, feat_name = catalog_features(catalog)
-    _, songs = catalog._song_matrix(int(catalog._meta("embed_dim")))
+    _, songs = catalog.song_matrix()
     print(f"catalog {args.catalog}: {len(ids)} tracks, {len(set(labels))} labels; audio taste space: {feat_name}")
     runs = []
     for seed in args.seeds:

@@ -2,16 +2,17 @@
 
 Public API (heavy modules load on first use)::
 
-    from soundalike import Catalog, load_encoder, embed
-    cat = Catalog.create("my.catalog")
+    from soundalike import Catalog, similar, identify, tag
+    cat = Catalog.create("my.catalog")   # the store: tracks, embeddings, side data, a vector index
     cat.add(["music/"])
-    cat.similar("query.mp3", k=10)
-    cat.identify("clip.wav").match   # track + offset, or None: "no match"
-    cat.similar("query.mp3", hash=True)  # by Hamming distance of hash codes (index with a hash model)
-    cat.similar("query.mp3", where="tag:piano>0.5")  # only tracks whose stored tags pass
+    similar(cat, "query.mp3", k=10)      # "what sounds like this?" (a file or a track id)
+    identify(cat, "clip.wav").match      # "where did this come from?": track + offset, or None
+    similar(cat, "query.mp3", hash=True)  # by Hamming distance of hash codes (index with a hash model)
+    similar(cat, "query.mp3", where="tag:piano>0.5")  # only tracks whose stored tags pass
     tag("song.mp3").top(5)               # "what is this?": tag scores, .timeline per ~1.5 s chunk
-    cat.import_listens("listens.csv")
     from soundalike.recommend import recommend
+    from soundalike.recommend.listens import import_listens
+    import_listens(cat, "listens.csv")
     recommend(cat, user="ana", k=20)     # hybrid of ALS on listens and audio, each with its reason
 """
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from soundalike.inference.embed import embed
     from soundalike.models.factory import create_encoder, load_encoder
     from soundalike.tagging.tagger import load_tagger, tag
+    from soundalike.tasks.identify import identify
+    from soundalike.tasks.similar import analyse, similar
 
 _LAZY = {
     "Catalog": ("soundalike.index.catalog", "Catalog"),
@@ -47,6 +50,9 @@ _LAZY = {
     "load_hasher": ("soundalike.hashing.coder", "load_hasher"),
     "tag": ("soundalike.tagging.tagger", "tag"),
     "load_tagger": ("soundalike.tagging.tagger", "load_tagger"),
+    "similar": ("soundalike.tasks.similar", "similar"),
+    "analyse": ("soundalike.tasks.similar", "analyse"),
+    "identify": ("soundalike.tasks.identify", "identify"),
 }
 
 
@@ -75,4 +81,7 @@ __all__ = [
     "load_hasher",
     "load_tagger",
     "tag",
+    "similar",
+    "analyse",
+    "identify",
 ]

@@ -35,6 +35,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from soundalike import Catalog
+    from soundalike.recommend.listens import import_listens
     from soundalike.testing import write_tracks
 
     tmp = tmp_path_factory.mktemp("browser")
@@ -43,7 +44,7 @@ def server(tmp_path_factory):
         cat.add([tmp / "music"])
         (tmp / "listens.csv").write_text("user,track,timestamp,plays\nana,music/track_005.wav,1,3\n"
                                          "ana,music/track_023.wav,2,1\n")
-        cat.import_listens(tmp / "listens.csv")
+        import_listens(cat, tmp / "listens.csv")
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "soundalike", "serve", "--catalog", str(tmp / "cat"), "--port",
                              str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -13,6 +13,7 @@ import pytest
 from soundalike import Catalog, create_encoder, load_encoder
 from soundalike.audio import save
 from soundalike.errors import CatalogError, CatalogMismatchError, TrackNotFoundError
+from soundalike.tasks import similar
 from soundalike.testing import synth_track, write_tracks
 from soundalike.testing.process import kill_when_indexed
 
@@ -29,7 +30,7 @@ def catalog(synth_folder, tmp_path_factory):
 
 def test_excerpt_of_a_track_ranks_it_first(catalog, synth_folder):
     for path in sorted(synth_folder.glob("*.wav")):
-        matches = catalog.similar(path, k=3, offset=12.0, duration=10.0)  # a different 10 s of it
+        matches = similar(catalog, path, k=3, offset=12.0, duration=10.0)  # a different 10 s of it
         assert matches[0].track.path == str(path.resolve()), [m.track.path for m in matches]
         assert matches[0].score > matches[1].score
 
@@ -40,18 +41,18 @@ def test_mp3_excerpt_query(catalog, synth_folder, tmp_path):
     src = sorted(synth_folder.glob("*.wav"))[3]
     y, sr = load(src, sr=22050, offset=5.0, duration=10.0)
     q = save(tmp_path / "query.mp3", y, sr, bitrate=96_000)
-    assert catalog.similar(q, k=1)[0].track.path == str(src.resolve())
+    assert similar(catalog, q, k=1)[0].track.path == str(src.resolve())
 
 
 def test_query_by_track_id_excludes_itself(catalog):
     t = catalog.tracks()[0]
-    matches = catalog.similar(t.id, k=5)
+    matches = similar(catalog, t.id, k=5)
     assert len(matches) == 5 and t.id not in [m.track.id for m in matches]
     assert all(matches[i].score >= matches[i + 1].score for i in range(4))
-    same = catalog.similar(str(t.id), k=5)
+    same = similar(catalog, str(t.id), k=5)
     assert [m.track.id for m in same] == [m.track.id for m in matches]
     with pytest.raises(TrackNotFoundError):
-        catalog.similar(99999)
+        similar(catalog, 99999)
 
 
 def test_stored_song_embedding_is_the_renormalised_chunk_mean(catalog):
@@ -88,7 +89,7 @@ def test_incremental_reindex_add_change_prune(tmp_path):
     np.testing.assert_array_equal(cat.embeddings(paths[str((music / "copy_of_11.wav").resolve())])[1],
                                   cat.embeddings(paths[str((music / "track_011.wav").resolve())])[1])
     # the index follows the database
-    assert cat.similar(music / "track_013.wav", k=1)[0].track.path.endswith("track_013.wav")
+    assert similar(cat, music / "track_013.wav", k=1)[0].track.path.endswith("track_013.wav")
     cat.close()
 
 
@@ -147,16 +148,19 @@ def test_killed_index_run_resumes_without_loss_or_duplicates(tmp_path):
     with Catalog.open(cat_dir) as cat:
         paths = [t.path for t in cat.tracks()]
         assert len(paths) == len(set(paths)) == 24
-        assert len(cat._vector_index()) == 24
+        assert len(cat.vector_index()) == 24
         q = music / "track_050.wav"
-        assert cat.similar(q, k=1)[0].track.path == str(q.resolve())
+        assert similar(cat, q, k=1)[0].track.path == str(q.resolve())
 
 
-@pytest.mark.parametrize("version, dropped", [(1, ("fingerprints", "hash_codes", "track_tags")),
-                                              (2, ("hash_codes", "track_tags")), (3, ("track_tags",))])
+@pytest.mark.parametrize("version, dropped", [(1, ("fingerprints", "hash_codes", "track_tags", "listens")),
+                                              (2, ("hash_codes", "track_tags", "listens")),
+                                              (3, ("track_tags", "listens")), (4, ("listens",))])
 def test_older_catalog_schemas_are_upgraded_in_place(tmp_path, version, dropped):
-    """A version-1 catalog (no fingerprints), version-2 (no hash codes) or version-3 (no tags) opens as the
-    current schema and can then gain the missing codes and tags; its tracks are kept."""
+    """Every older schema (1: no fingerprints, 2: no hash codes, 3: no tags, 4: no listens) opens as the
+    current one and can then gain what it lacked; its tracks are kept."""
+    import sqlite3
+
     from soundalike.hashing.data import HASH_FRONTEND
     from soundalike.hashing.train import hash_model
     from soundalike.index.catalog import SCHEMA_VERSION
@@ -166,10 +170,13 @@ def test_older_catalog_schemas_are_upgraded_in_place(tmp_path, version, dropped)
     write_tracks(folder, [50], duration=12.0)
     cat = Catalog.create(tmp_path / "cat", fingerprint_model=None, tag_heads=None)
     cat.add([folder])
-    for table in dropped:
-        cat._conn.execute(f"DROP TABLE {table}")
-    cat._conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
     cat.close()
+    old = sqlite3.connect(tmp_path / "cat" / "catalog.sqlite")  # make it what an older soundalike wrote
+    for table in dropped:
+        old.execute(f"DROP TABLE {table}")
+    old.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    old.commit()
+    old.close()
     tiny = HashCNN(HashCNN.Config(width=1 / 32, n_classes=2, step_dim=16, hidden=32, bits=16)).eval()
     model = hash_model(tiny, name="tiny", label_names=("a", "b"), frontend=HASH_FRONTEND).save(tmp_path / "h")
     cat = Catalog.open(tmp_path / "cat")
@@ -180,5 +187,6 @@ def test_older_catalog_schemas_are_upgraded_in_place(tmp_path, version, dropped)
         if "hash_codes" in dropped:
             assert cat.enable_hash_codes(model).hashed == 1
         assert cat.enable_tags().tagged == 1 and len(cat.tag_names) == 66
+        assert cat.add_listens([("ana", cat.tracks()[0].id, 1.0, 2)]) == 1 and cat.users() == [("ana", 1, 2)]
     finally:
         cat.close()

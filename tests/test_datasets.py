@@ -84,7 +84,7 @@ def test_fetch_extracts_filters_and_deduplicates(tmp_path):
     assert sorted({r["label"] for r in rows2}) == ["fakegame-data", "other-music"] and len(rows2) == 4
 
     # the manifest indexes: labels reach the catalog
-    from soundalike.index.catalog import read_manifest
+    from soundalike.data.files import read_manifest
 
     labels = {Path(p).name: row["label"] for p, row in read_manifest(out / "manifest.jsonl").items()}
     assert sorted(set(labels.values())) == ["fakegame-data", "other-music"]

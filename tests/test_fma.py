@@ -49,7 +49,7 @@ def test_fma_tracks_csv_and_audio_layout(tmp_path):
 
 
 def test_fma_manifest_feeds_the_label_readers(tmp_path):
-    from soundalike.index.catalog import read_manifest
+    from soundalike.data.files import read_manifest
 
     meta, root = _fixture(tmp_path)
     manifest = write_fma_manifest(read_fma(meta, root), tmp_path / "fma" / "manifest.jsonl")

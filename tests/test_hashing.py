@@ -12,6 +12,7 @@ from soundalike.errors import ParameterError
 from soundalike.fingerprint.codes import hamming, pack_codes, unpack_codes
 from soundalike.hashing import HASHERS, create_hasher, hamming_ranking
 from soundalike.hashing.metrics import cosine_ranking, ranking_scores
+from soundalike.tasks import similar
 
 
 def test_sign_bit_packing_round_trips():
@@ -306,13 +307,13 @@ def test_catalog_hash_search_ranks_by_hamming_distance(hash_catalog):
     assert cat.info()["hash_codes"]["tracks"] == 5 and cat.info()["hash_codes"]["bits"] == 16
     # a file query: its own track at distance 0, the others in Hamming order
     path = sorted(folder.glob("*.wav"))[2]
-    got = cat.similar(path, k=5, hash=True)
+    got = similar(cat, path, k=5, hash=True)
     own = [m for m in got if m.track.path == str(path.resolve())]  # an untrained model's codes may tie
     assert own[0].hamming == 0 and own[0].score == 1.0 and got[0].hamming == 0
     assert [m.hamming for m in got] == sorted(m.hamming for m in got)
     # a track-id query leaves the track out and agrees with a brute-force Hamming scan
     q = ids[0]
-    got = cat.similar(q, k=4, hash=True)
+    got = similar(cat, q, k=4, hash=True)
     d = hamming(codes[:1], codes)[0]
     assert q not in [m.track.id for m in got]
     assert [m.hamming for m in got] == sorted(int(x) for x in d[1:])
@@ -342,9 +343,9 @@ def test_hash_codes_follow_tracks_copies_and_removals(tmp_path):
         a, b = cat.track(str(folder / "track_070.wav")), cat.track(str(folder / "copy.wav"))
         np.testing.assert_array_equal(cat.hash_code(a.id), cat.hash_code(b.id))
         cat.remove([a.id])
-        assert cat._conn.execute("SELECT COUNT(*) FROM hash_codes").fetchone()[0] == 2
-        assert a.id not in [m.track.id for m in cat.similar(b.id, k=5, hash=True)]
-        assert b.id in [m.track.id for m in cat.similar(folder / "copy.wav", k=5, hash=True) if m.hamming == 0]
+        assert cat.store.execute("SELECT COUNT(*) FROM hash_codes").fetchone()[0] == 2
+        assert a.id not in [m.track.id for m in similar(cat, b.id, k=5, hash=True)]
+        assert b.id in [m.track.id for m in similar(cat, folder / "copy.wav", k=5, hash=True) if m.hamming == 0]
     finally:
         cat.close()
 
@@ -361,7 +362,7 @@ def test_catalog_gains_hash_codes_and_refuses_another_model(tmp_path):
     try:
         cat.add([folder])
         with pytest.raises(CatalogError, match="no hash codes.*--hash-model"):
-            cat.similar(1, hash=True)
+            similar(cat, 1, hash=True)
         assert cat.enable_hash_codes(first).hashed == 3
         assert cat.enable_hash_codes(first).hashed == 0  # nothing left to do
         before = cat.hash_code(1)

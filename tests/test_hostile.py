@@ -30,6 +30,7 @@ from soundalike.errors import (
     TrackNotFoundError,
 )
 from soundalike.limits import deadline
+from soundalike.tasks import identify, similar
 from soundalike.testing import synth_track, write_tracks
 from soundalike.testing.hostile import multichannel, write_corpus
 
@@ -246,7 +247,7 @@ def test_offsets_are_never_negative(tmp_path):
         for lead in (0.0, 0.4, 0.9):  # the excerpt starts with silence the track does not have
             clip = save(tmp_path / f"lead{lead}.wav", np.concatenate([np.zeros(int(lead * SR), np.float32),
                                                                       y[: 6 * SR]]), SR)
-            res = cat.identify(clip)
+            res = identify(cat, clip)
             assert res.match is not None and Path(res.match.track.path).name == paths[0].name
             assert all(c.offset >= 0.0 for c in res.candidates)
             assert res.match.offset == pytest.approx(0.0, abs=0.15) if lead == 0.0 else res.match.offset >= 0.0
@@ -290,7 +291,7 @@ def test_a_damaged_catalog_gets_a_typed_error_and_check_repair_rebuilds_it(tmp_p
     with Catalog.open(root) as cat:
         assert len(cat) == rep["kept"]["tracks"]
         first = cat.tracks()[0]
-        assert cat.similar(first.id, k=3)[0].track.id != first.id
+        assert similar(cat, first.id, k=3)[0].track.id != first.id
     # indexing the folder again brings the lost tracks back
     r = _cli("index", music, "--catalog", root, "--json", "--allow-failures")
     assert r.returncode == 0 and json.loads(r.stdout)["tracks"] == 10

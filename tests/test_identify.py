@@ -17,6 +17,7 @@ from soundalike.fingerprint import hamming, load_fingerprinter, pack_codes, vote
 from soundalike.fingerprint.evaluate import fit_calibration, take_groups
 from soundalike.fingerprint.index import BinaryIndex
 from soundalike.fingerprint.match import Candidate, refine
+from soundalike.tasks import identify
 from soundalike.testing import synth_track, write_tracks
 
 SR = 22050
@@ -141,7 +142,7 @@ def test_identify_finds_track_and_offset(fp_catalog, tmp_path, offset, degrade):
     elif degrade == "mp3":
         y = W.codec(y, SR, bitrate_kbps=48)
     clip = save(tmp_path / "clip.wav", y, SR)
-    res = cat.identify(clip)
+    res = identify(cat, clip)
     assert res.match is not None, res.to_dict()
     assert res.match.track.path == str((folder / "track_022.wav").resolve())
     assert res.match.offset == pytest.approx(offset, abs=0.25)
@@ -153,7 +154,7 @@ def test_unrelated_audio_is_no_match(fp_catalog, tmp_path):
     cat, _ = fp_catalog
     for seed in (90, 91, 92):
         clip = save(tmp_path / f"other{seed}.wav", synth_track(seed, duration=6.0), SR)
-        res = cat.identify(clip)
+        res = identify(cat, clip)
         assert res.match is None, res.to_dict()
         assert res.to_dict()["matched"] is False
 
@@ -171,7 +172,7 @@ def test_identify_errors(fp_catalog, tmp_path):
     cat, _ = fp_catalog
     short = save(tmp_path / "short.wav", synth_track(22, duration=0.3), SR)
     with pytest.raises(AudioTooShortError, match="at least 0.5 s"):
-        cat.identify(short)
+        identify(cat, short)
     with pytest.raises(ModelError, match="not a fingerprint model"):
         load_fingerprinter("contrastive_cnn-music")
 
@@ -201,16 +202,16 @@ def test_incremental_add_and_remove(tmp_path):
     try:
         cat.add([folder])
         clip = save(tmp_path / "clip.wav", synth_track(32, duration=20.0)[5 * SR : 10 * SR], SR)
-        assert cat.identify(clip).match is None
+        assert identify(cat, clip).match is None
         (tmp_path / c.name).rename(folder / c.name)
         rep = cat.add([folder])
         assert rep.added == 1 and rep.unchanged == 2
-        m = cat.identify(clip).match
+        m = identify(cat, clip).match
         assert m is not None and m.track.path == str((folder / c.name).resolve())
         assert m.offset == pytest.approx(5.0, abs=0.25)
         cat.remove([m.track.id])
-        assert cat.identify(clip).match is None
-        n = cat._conn.execute("SELECT COUNT(*) FROM fingerprints").fetchone()[0]
+        assert identify(cat, clip).match is None
+        n = cat.store.execute("SELECT COUNT(*) FROM fingerprints").fetchone()[0]
         assert n == 2  # the removed track's codes went with it
     finally:
         cat.close()
@@ -224,10 +225,10 @@ def test_catalog_without_fingerprints_can_add_them(tmp_path):
         cat.add([folder])
         clip = save(tmp_path / "clip.wav", synth_track(41, duration=15.0)[4 * SR : 9 * SR], SR)
         with pytest.raises(CatalogError, match="no fingerprints"):
-            cat.identify(clip)
+            identify(cat, clip)
         rep = cat.enable_fingerprints()
         assert rep.fingerprinted == 2
-        m = cat.identify(clip).match
+        m = identify(cat, clip).match
         assert m is not None and m.track.path.endswith("track_041.wav")
         assert cat.enable_fingerprints().fingerprinted == 0  # nothing left to do
     finally:

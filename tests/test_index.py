@@ -8,6 +8,7 @@ import pytest
 from soundalike import Catalog
 from soundalike.errors import ParameterError
 from soundalike.index.vectors import FLAT_MAX, IndexSpec, VectorIndex, choose_index, resolve_spec
+from soundalike.tasks import similar
 from soundalike.testing import write_tracks
 
 
@@ -54,15 +55,15 @@ def test_catalog_stores_the_index_choice_and_rebuilds_on_change(tmp_path):
     with Catalog.create(tmp_path / "cat", index="hnsw", fingerprint_model=None, tag_heads=None) as cat:
         cat.add([music])
         assert cat.info()["vector_index"]["kind"] == "hnsw" and cat.index_request == {"kind": "hnsw"}
-        flat = [m.track.id for m in cat.similar(str(paths[3]), k=8)]
+        flat = [m.track.id for m in similar(cat, str(paths[3]), k=8)]
     with Catalog.open(tmp_path / "cat") as cat:  # reopened: the saved HNSW index is reused, same answers
-        assert cat._vector_index().spec.kind == "hnsw"
-        assert [m.track.id for m in cat.similar(str(paths[3]), k=8)] == flat
+        assert cat.vector_index().spec.kind == "hnsw"
+        assert [m.track.id for m in similar(cat, str(paths[3]), k=8)] == flat
         assert cat.set_index("ivfpq").kind == "flat"  # 8 tracks cannot train IVF-PQ codes: built exact
         assert cat.info()["vector_index"]["asked"] == "ivfpq"
-        got = cat.similar(str(paths[3]), k=3)
+        got = similar(cat, str(paths[3]), k=3)
         assert got[0].track.path == str(paths[3].resolve()) and got[0].score == pytest.approx(1.0, abs=1e-4)
         some = np.array([t.id for t in cat.tracks()][:3])
-        np.testing.assert_array_equal(cat._rerank_vectors(some), np.stack([cat.embeddings(i)[1] for i in some]))
+        np.testing.assert_array_equal(cat.song_vectors(some), np.stack([cat.embeddings(i)[1] for i in some]))
         assert cat.set_index("auto").kind == "flat"
-        assert [m.track.id for m in cat.similar(str(paths[3]), k=8)] == flat
+        assert [m.track.id for m in similar(cat, str(paths[3]), k=8)] == flat

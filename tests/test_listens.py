@@ -8,6 +8,7 @@ import pytest
 
 from soundalike import Catalog
 from soundalike.errors import ListenImportError
+from soundalike.recommend.listens import import_listens
 from soundalike.testing import write_tracks
 
 
@@ -33,13 +34,13 @@ def test_import_by_id_and_relative_path_with_times_and_plays(cat, tmp_path):
         "ben,3,1767225600,2",
         "ben,3,1767225600,2",  # repeated in the file
     ])
-    rep = cat.import_listens(f)
+    rep = import_listens(cat, f)
     assert (rep.rows, rep.imported, rep.duplicates, rep.invalid, rep.users) == (4, 3, 1, 0, 2)
     ids = {t.path.rsplit("/", 1)[1]: t.id for t in cat.tracks()}
     assert cat.listens("ana") == [("ana", ids["track_001.wav"], 1772366400.0, 3),
                                   ("ana", 2, 1772366700.0, 1)]
     assert cat.listens("ben") == [("ben", 3, 1767225600.0, 2)]
-    again = cat.import_listens(f)  # everything is already there
+    again = import_listens(cat, f)  # everything is already there
     assert again.imported == 0 and again.duplicates == 4 and len(cat.listens()) == 3
     cat.remove([3])  # a removed track takes its listens with it
     assert [r[1] for r in cat.listens()] == [ids["track_001.wav"], 2]
@@ -56,14 +57,14 @@ def test_bad_rows_stop_the_import_and_nothing_is_half_imported(cat, tmp_path):
         ",2,2026-03-01,1",  # no user
     ])
     with pytest.raises(ListenImportError, match=r"5 of 6 rows .* nothing was: line 3: unknown track '99'") as err:
-        cat.import_listens(f)
+        import_listens(cat, f)
     assert [n for n, _ in err.value.problems] == [3, 4, 5, 6, 7]
     assert "timestamp 'yesterday'" in err.value.problems[2][1] and "positive" in err.value.problems[3][1]
     assert cat.listens() == []  # nothing imported
-    rep = cat.import_listens(f, skip_invalid=True)
+    rep = import_listens(cat, f, skip_invalid=True)
     assert rep.imported == 1 and rep.invalid == 5 and cat.listens() == [("ana", 1, 1772366400.0, 1)]
     with pytest.raises(ListenImportError, match="missing: timestamp"):
-        cat.import_listens(_csv(tmp_path / "nohdr.csv", ["user,track", "ana,1"]))
+        import_listens(cat, _csv(tmp_path / "nohdr.csv", ["user,track", "ana,1"]))
 
 
 def test_cli_listens_import(cat, tmp_path, capsys):
@@ -93,7 +94,7 @@ def test_recommend_leaves_out_heard_tracks_caps_groups_explains_and_repeats(tmp_
         by_name = {t.path.rsplit("/", 1)[1]: t for t in cat.tracks()}
         heard = [by_name["class1_00.wav"].id, by_name["class1_01.wav"].id]
         _csv(tmp_path / "l.csv", ["user,track,timestamp,plays", f"ana,{heard[0]},1,5", f"ana,{heard[1]},2,1"])
-        cat.import_listens(tmp_path / "l.csv")
+        import_listens(cat, tmp_path / "l.csv")
         recs = recommend(cat, user="ana", k=5)
         assert heard[0] not in [r.track.id for r in recs] and heard[1] not in [r.track.id for r in recs]
         assert recs[0].track.labels["label"] == recs[1].track.labels["label"] == "class1"  # same taste first

@@ -8,6 +8,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'soundalike[ray]'")
 
 from soundalike import Catalog  # noqa: E402
+from soundalike.tasks import similar  # noqa: E402
 from soundalike.testing import write_tracks  # noqa: E402
 
 
@@ -22,7 +23,7 @@ def _snapshot(cat):
     out = {}
     for t in cat.tracks():
         chunks, song = cat.embeddings(t.id)
-        fp = cat._conn.execute("SELECT codes FROM fingerprints WHERE track_id = ?", (t.id,)).fetchone()
+        fp = cat.store.execute("SELECT codes FROM fingerprints WHERE track_id = ?", (t.id,)).fetchone()
         out[t.id] = (t.path, chunks, song, cat.track_tags(t.id).track if cat.has_tags else None, fp[0] if fp else None)
     return out
 
@@ -37,7 +38,7 @@ def test_ray_index_gives_the_same_catalog_as_the_local_path(cluster, tmp_path):
     with Catalog.create(tmp_path / "ray") as distributed:
         rep_r = distributed.add([music], ray=True, ray_workers=2)
         b = _snapshot(distributed)
-        assert distributed.similar(a[1][0], k=1)[0].track.id == 1
+        assert similar(distributed, a[1][0], k=1)[0].track.id == 1
     assert rep_l.added == rep_r.added == 5 and len(rep_r.failed) == len(rep_l.failed) == 1
     assert list(a) == list(b)  # same ids, in the same order
     for tid in a:
@@ -99,9 +100,9 @@ def test_sharded_search_is_exactly_the_flat_top_k(cluster, tmp_path):
     paths = write_tracks(music, [3, 4, 5, 6, 7], duration=6.0)
     with Catalog.create(tmp_path / "cat", fingerprint_model=None, tag_heads=None) as cat:
         cat.add([music])
-        local = [(m.track.id, round(m.score, 5)) for m in cat.similar(str(paths[2]), k=5)]
+        local = [(m.track.id, round(m.score, 5)) for m in similar(cat, str(paths[2]), k=5)]
     with Catalog.open(tmp_path / "cat", shards=2) as cat:
-        assert [(m.track.id, round(m.score, 5)) for m in cat.similar(str(paths[2]), k=5)] == local
+        assert [(m.track.id, round(m.score, 5)) for m in similar(cat, str(paths[2]), k=5)] == local
     from fastapi.testclient import TestClient
 
     from soundalike.serve.app import ServeConfig, create_app
@@ -129,15 +130,16 @@ def test_killed_ray_index_run_resumes_without_loss_or_duplicates(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     with Catalog.open(cat_dir) as cat:
         paths = [t.path for t in cat.tracks()]
-        assert len(paths) == len(set(paths)) == 24 and len(cat._vector_index()) == 24
+        assert len(paths) == len(set(paths)) == 24 and len(cat.vector_index()) == 24
         q = music / "track_110.wav"
-        assert cat.similar(q, k=1)[0].track.path == str(q.resolve())
+        assert similar(cat, q, k=1)[0].track.path == str(q.resolve())
 
 
 def test_shards_left_by_a_killed_run_are_merged_without_recomputing(cluster, tmp_path):
     import pickle
 
-    from soundalike.index.catalog import INGEST_SHARDS, file_sha256
+    from soundalike.data.files import file_sha256
+    from soundalike.index.ingest import INGEST_SHARDS
 
     music = tmp_path / "music"
     paths = write_tracks(music, [201, 202, 203], duration=6.0)

@@ -11,6 +11,7 @@ import pytest
 
 from soundalike import Catalog
 from soundalike.recommend.hybrid import MODEL_FILE, HybridConfig, fit_hybrid, model_for
+from soundalike.recommend.listens import import_listens
 from soundalike.recommend.metrics import ranking_metrics, top_k
 from soundalike.recommend.rank import recommend, recommend_ranking
 from soundalike.recommend.simulate import SimConfig, simulate
@@ -45,7 +46,7 @@ def built(tmp_path_factory):
         cat.add([tmp / "music"], manifest=tmp / "music" / "manifest.jsonl")
         names = {t.path.rsplit("/", 1)[1]: t.id for t in cat.tracks()}
         (tmp / "listens.csv").write_text("\n".join(_listens(names)) + "\n")
-        cat.import_listens(tmp / "listens.csv")
+        import_listens(cat, tmp / "listens.csv")
     return tmp, names
 
 
@@ -105,7 +106,7 @@ def test_blend_is_tuned_on_held_out_listens(cat):
     assert t.ndcg == pytest.approx(grid[:, 2].max(), abs=1e-6)  # the best of the grid, not a constant
     assert (t.weight, t.offset) in {(float(w), float(b)) for w, b, nd in grid if nd >= grid[:, 2].max() - 1e-6}
     assert t.ndcg >= t.audio_ndcg and t.ndcg >= t.als_ndcg
-    ids, songs = c._song_matrix(int(c._meta("embed_dim")))
+    ids, songs = c.song_matrix()
     sampled = fit_hybrid(c.listens(), ids, songs, HybridConfig(max_tuning_users=12)).tuning
     assert sampled.tuned and sampled.users <= 12 and f"a sample of 12 of {t.users} users" in sampled.note
     # A log where who-plays-what has nothing to do with sound (communities split every class: even or odd
@@ -140,7 +141,7 @@ def test_stored_model_is_reused_refitted_when_listens_change_and_survives_corrup
             [(r.track.id, r.score) for r in first]
     assert path.stat().st_mtime_ns == stamp
     (tmp_path / "more.csv").write_text(f"user,track,timestamp\nprobe,{names['class1_00.wav']},1767300000\n")
-    c.import_listens(tmp_path / "more.csv")
+    import_listens(c, tmp_path / "more.csv")
     after = [r.track.id for r in recommend(c, user="probe", k=10)]
     assert names["class1_00.wav"] not in after and path.stat().st_mtime_ns != stamp  # refitted, now heard
     path.write_bytes(b"not a model")
@@ -150,13 +151,13 @@ def test_stored_model_is_reused_refitted_when_listens_change_and_survives_corrup
 
 def test_fits_and_rankings_are_deterministic(cat):
     c, _ = cat
-    ids, songs = c._song_matrix(int(c._meta("embed_dim")))
+    ids, songs = c.song_matrix()
     a, b = (fit_hybrid(c.listens(), ids, songs, HybridConfig(seed=3)) for _ in range(2))
     np.testing.assert_array_equal(a.factors.item, b.factors.item)
     np.testing.assert_array_equal(a.factors.user, b.factors.user)
     assert (a.weight, a.offset) == (b.weight, b.offset)
     r1 = [(r.track.id, r.score, r.reason) for r in recommend(c, user="a03", k=15, max_per=3, per="label")]
-    c._recommender = None
+    c.derived.pop("recommender", None)
     (c.root / MODEL_FILE).unlink()
     r2 = [(r.track.id, r.score, r.reason) for r in recommend(c, user="a03", k=15, max_per=3, per="label")]
     assert r1 == r2

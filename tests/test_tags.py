@@ -11,6 +11,7 @@ from soundalike import Catalog, load_encoder
 from soundalike.audio import save
 from soundalike.errors import ModelError, ParameterError
 from soundalike.tagging.teacher import TeacherTags
+from soundalike.tasks import similar
 from soundalike.testing import class_track
 
 SR = 22050
@@ -196,14 +197,14 @@ def test_catalog_stores_tags_at_index_time_and_filters_similar(tiny_heads, tmp_p
     allowed = set(ids[high > 0.5].tolist())
     assert 0 < len(allowed) < 9
     q = next(tr for tr in cat.tracks() if "c0_" in tr.path)
-    got = cat.similar(q.id, k=9, where="tag:high>0.5")
+    got = similar(cat, q.id, k=9, where="tag:high>0.5")
     assert {m.track.id for m in got} == allowed - {q.id}
-    full = [m.track.id for m in cat.similar(q.id, k=9) if m.track.id in allowed]
+    full = [m.track.id for m in similar(cat, q.id, k=9) if m.track.id in allowed]
     assert [m.track.id for m in got] == full
-    assert cat.similar(q.id, k=9, where=["tag:high>0.5", "tag:high<=0.5"]) == []
+    assert similar(cat, q.id, k=9, where=["tag:high>0.5", "tag:high<=0.5"]) == []
     assert set(cat.filter_tracks("tag:low >= 0.5").tolist()) == set(ids[scores[:, 0] >= 0.5].tolist())
     with pytest.raises(ParameterError, match="did you mean high"):
-        cat.similar(q.id, where="tag:hihg>0.5")
+        similar(cat, q.id, where="tag:hihg>0.5")
     # duplicates copy their tags; removal takes them away
     dup = tmp_path / "dup"
     dup.mkdir()
@@ -213,7 +214,7 @@ def test_catalog_stores_tags_at_index_time_and_filters_similar(tiny_heads, tmp_p
     np.testing.assert_array_equal(cat.track_tags(copy.id).track, cat.track_tags(q.id).track)
     q_scores = cat.track_tags(q.id).track
     cat.remove([copy.id])
-    assert cat._conn.execute("SELECT COUNT(*) FROM track_tags").fetchone()[0] == 9
+    assert cat.store.execute("SELECT COUNT(*) FROM track_tags").fetchone()[0] == 9
     assert cat.info()["tags"]["tracks"] == 9
     cat.close()
     # the CLI: stored tags of a track, --where, and errors
@@ -322,3 +323,10 @@ def test_shipped_heads_fit_the_default_model_and_name_rendered_instruments():
         np.testing.assert_allclose(res.track[fam].sum(), 1.0, atol=1e-4)  # one family per chunk
         got.append(tagger.tags[fam[int(np.argmax(res.track[fam]))]])
     assert sum(g == w for g, w in zip(got, want, strict=True)) >= 7, got
+
+
+def test_cli_head_choices_are_the_registered_head_kinds():
+    from soundalike.models.heads import HEADS
+    from soundalike.models.registry import HEAD_KINDS
+
+    assert sorted(HEADS) == sorted(HEAD_KINDS)

@@ -54,7 +54,7 @@ def load_labelled(data: Sequence[str | Path], *, manifest: str | Path | None = N
     its own group (a track-level split).
     """
     from soundalike.augment.chain import AugmentConfig
-    from soundalike.index.catalog import read_manifest
+    from soundalike.data.files import read_manifest
     from soundalike.train.data import DataSource, load_sources
 
     folders = [str(d) for d in data]

@@ -21,6 +21,7 @@ import numpy as np
 
 from soundalike.errors import ParameterError
 from soundalike.hashing.data import LabelledTracks, cut_clip, iter_clips
+from soundalike.train.base import Solver, warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -54,19 +55,9 @@ class HashTrainConfig:
         return asdict(self)
 
 
-def _bar(total: int, desc: str, progress: bool) -> Any:
-    if not progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
-
-
 def _warmup_cosine(opt: Any, steps: int, warmup_fraction: float) -> Any:
     """Linear warm-up over ``warmup_fraction`` of the steps, then cosine decay to zero."""
     import torch
-
-    from soundalike.train.solver import warmup_cosine
 
     warm = max(1, int(steps * warmup_fraction))
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, steps=steps, warmup=warm))
@@ -87,52 +78,57 @@ def spec_augment(x: np.ndarray, rng: np.random.Generator, cfg: HashTrainConfig, 
     return x
 
 
+class BackboneSolver(Solver):
+    """Stage 1: the FCN-5 backbone and its classifier on random crops, balanced over labels, SpecAugment."""
+
+    desc = "pre-training FCN-5"
+
+    def __init__(self, net: Any, tracks: LabelledTracks, train_idx: np.ndarray, cfg: HashTrainConfig, *,
+                 log: Callable[[str], None] | None = None) -> None:
+        super().__init__(steps=cfg.backbone_steps, seed=cfg.seed, log=log)
+        self.net, self.tracks, self.cfg = net, tracks, cfg
+        idx = np.asarray(train_idx)
+        self.by_label = {int(lab): idx[tracks.labels[idx] == lab] for lab in np.unique(tracks.labels[idx])}
+        self.labs = np.array(sorted(self.by_label))
+
+    def build(self) -> None:
+        import torch
+
+        torch.manual_seed(self.cfg.seed)
+        torch.set_num_threads(self.cfg.threads)
+        params = list(self.net.backbone.parameters()) + list(self.net.backbone_classifier.parameters())
+        self.opt = torch.optim.AdamW(params, lr=self.cfg.backbone_lr, weight_decay=self.cfg.weight_decay)
+        self.sched = _warmup_cosine(self.opt, self.cfg.backbone_steps, 0.05)
+        self.net.train()
+
+    def train_step(self) -> dict[str, float]:
+        import torch
+        import torch.nn.functional as F
+
+        cfg, rng, fe = self.cfg, self.rng, self.tracks.frontend
+        picks = [int(rng.choice(self.by_label[int(rng.choice(self.labs))])) for _ in range(cfg.backbone_batch)]
+        clips = []
+        for i in picks:
+            n = self.tracks.db[i].shape[1]
+            s = int(rng.integers(0, max(n - fe.chunk_frames, 0) + 1))
+            clips.append(cut_clip(self.tracks.db[i], s, fe.chunk_frames, top_db=fe.top_db))
+        x = torch.from_numpy(spec_augment(np.stack(clips), rng, cfg, floor=-fe.top_db))
+        y = torch.from_numpy(self.tracks.labels[picks]).long()
+        logits = self.net.backbone_logits(x, dropout=cfg.backbone_dropout)
+        loss = F.cross_entropy(logits, y)
+        self.optimise(loss)
+        out = {"loss": float(loss.detach()), "acc": float((logits.argmax(1) == y).float().mean())}
+        if self.step % 100 == 0:
+            recent = [*self.history[-99:], out]
+            self.log(f"backbone step {self.step}: loss {np.mean([h['loss'] for h in recent]):.3f}, "
+                     f"train acc {np.mean([h['acc'] for h in recent]):.3f}")
+        return out
+
+
 def pretrain_backbone(net: Any, tracks: LabelledTracks, train_idx: np.ndarray, cfg: HashTrainConfig, *,
                       progress: bool = False, log: Callable[[str], None] | None = None) -> list[dict[str, float]]:
     """Train ``net.backbone`` + ``net.backbone_classifier`` on random crops; returns the loss history."""
-    import torch
-    import torch.nn.functional as F
-
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
-    rng = np.random.default_rng(cfg.seed)
-    fe = tracks.frontend
-    idx = np.asarray(train_idx)
-    by_label = {int(lab): idx[tracks.labels[idx] == lab] for lab in np.unique(tracks.labels[idx])}
-    labs = np.array(sorted(by_label))
-    params = list(net.backbone.parameters()) + list(net.backbone_classifier.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.backbone_lr, weight_decay=cfg.weight_decay)
-    sched = _warmup_cosine(opt, cfg.backbone_steps, 0.05)
-    net.train()
-    history: list[dict[str, float]] = []
-    bar = _bar(cfg.backbone_steps, "pre-training FCN-5", progress)
-    for step in range(cfg.backbone_steps):
-        picks = [int(rng.choice(by_label[int(rng.choice(labs))])) for _ in range(cfg.backbone_batch)]
-        clips = []
-        for i in picks:
-            n = tracks.db[i].shape[1]
-            s = int(rng.integers(0, max(n - fe.chunk_frames, 0) + 1))
-            clips.append(cut_clip(tracks.db[i], s, fe.chunk_frames, top_db=fe.top_db))
-        x = torch.from_numpy(spec_augment(np.stack(clips), rng, cfg, floor=-fe.top_db))
-        y = torch.from_numpy(tracks.labels[picks]).long()
-        logits = net.backbone_logits(x, dropout=cfg.backbone_dropout)
-        loss = F.cross_entropy(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        history.append({"step": step + 1, "loss": float(loss.detach()), "acc": float((logits.argmax(1) == y).float().mean())})
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
-        if log and (step + 1) % 100 == 0:
-            recent = history[-100:]
-            log(f"backbone step {step + 1}: loss {np.mean([h['loss'] for h in recent]):.3f}, "
-                f"train acc {np.mean([h['acc'] for h in recent]):.3f}")
-    if bar is not None:
-        bar.close()
-    net.eval()
-    return history
+    return BackboneSolver(net, tracks, train_idx, cfg, log=log).run(progress=progress)["history"]
 
 
 def extract_maps(net: Any, tracks: LabelledTracks, idx: np.ndarray, *, hop: int, limit: int | None = None,
@@ -200,37 +196,41 @@ def _head_params(net: Any) -> list[Any]:
     return [p for p in net.parameters() if id(p) not in frozen]
 
 
+class HeadSolver(Solver):
+    """Stage 2: everything after the (frozen) backbone, on cached maps (one array per layer)."""
+
+    desc = "training head"
+
+    def __init__(self, net: Any, maps: list[np.ndarray], labels: np.ndarray, cfg: HashTrainConfig) -> None:
+        super().__init__(steps=cfg.head_steps, seed=cfg.seed)
+        self.net, self.maps, self.labels, self.cfg = net, maps, labels, cfg
+
+    def build(self) -> None:
+        import torch
+
+        torch.manual_seed(self.cfg.seed)
+        torch.set_num_threads(self.cfg.threads)
+        self.xs = [torch.from_numpy(m) for m in self.maps]
+        self.y = torch.from_numpy(np.asarray(self.labels)).long()
+        self.opt = torch.optim.AdamW(_head_params(self.net), lr=self.cfg.head_lr, weight_decay=self.cfg.weight_decay)
+        self.sched = _warmup_cosine(self.opt, self.cfg.head_steps, 0.1)
+        self.net.train()
+        self.net.backbone.eval()  # frozen, BN statistics included
+
+    def train_step(self) -> dict[str, float]:
+        import torch
+
+        y = self.y
+        b = torch.from_numpy(self.rng.choice(len(y), size=min(self.cfg.head_batch, len(y)), replace=False))
+        terms = self.net.loss(self.net.head([x[b] for x in self.xs]), y[b])
+        self.optimise(terms["loss"])
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+
 def train_head(net: Any, maps: list[np.ndarray], labels: np.ndarray, cfg: HashTrainConfig, *,
                progress: bool = False) -> list[dict[str, float]]:
     """Train everything after the backbone on cached maps (one array per layer of ``net.config.layers``)."""
-    import torch
-
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
-    rng = np.random.default_rng(cfg.seed)
-    xs = [torch.from_numpy(m) for m in maps]
-    y = torch.from_numpy(np.asarray(labels)).long()
-    params = _head_params(net)
-    opt = torch.optim.AdamW(params, lr=cfg.head_lr, weight_decay=cfg.weight_decay)
-    sched = _warmup_cosine(opt, cfg.head_steps, 0.1)
-    net.train()
-    net.backbone.eval()  # frozen, BN statistics included
-    history: list[dict[str, float]] = []
-    bar = _bar(cfg.head_steps, "training head", progress)
-    for step in range(cfg.head_steps):
-        b = torch.from_numpy(rng.choice(len(y), size=min(cfg.head_batch, len(y)), replace=False))
-        terms = net.loss(net.head([x[b] for x in xs]), y[b])
-        opt.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        opt.step()
-        sched.step()
-        history.append({"step": step + 1, **{k: float(v.detach()) for k, v in terms.items()}})
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    net.eval()
-    return history
+    return HeadSolver(net, maps, labels, cfg).run(progress=progress)["history"]
 
 
 def head_outputs(net: Any, maps: list[np.ndarray], *, batch: int = 512) -> dict[str, np.ndarray]:

@@ -29,7 +29,7 @@ FLAT_MAX = 200_000  # tracks: exact search stays under a few ms up to about here
 IVFPQ_MIN = 1_000  # fewer vectors than this cannot train IVF-PQ codes; such an index is built flat
 
 
-def _faiss() -> Any:
+def faiss_module() -> Any:
     import faiss
 
     return faiss
@@ -89,7 +89,7 @@ class VectorIndex:
     """Cosine search over track ids: a flat, HNSW or IVF-PQ FAISS index (see :class:`IndexSpec`)."""
 
     def __init__(self, dim: int, index: Any = None, spec: IndexSpec | None = None) -> None:
-        faiss = _faiss()
+        faiss = faiss_module()
         self.dim = dim
         self.spec = spec or IndexSpec()
         self._keep: Any = None  # Python objects the FAISS index points to (an IVF quantizer)
@@ -100,7 +100,7 @@ class VectorIndex:
         return int(self.index.ntotal)
 
     def _tune(self) -> None:
-        faiss = _faiss()
+        faiss = faiss_module()
         inner = faiss.downcast_index(self.index.index) if hasattr(self.index, "index") else self.index
         if self.spec.kind == "hnsw":
             inner.hnsw.efSearch = self.spec.ef_search
@@ -110,7 +110,7 @@ class VectorIndex:
     @classmethod
     def build(cls, ids: np.ndarray, vectors: np.ndarray, dim: int, spec: IndexSpec | None = None) -> VectorIndex:
         """ids [shape=(n,), int64], vectors [shape=(n, dim), float32, unit rows]."""
-        faiss = _faiss()
+        faiss = faiss_module()
         spec = spec or IndexSpec()
         x = np.ascontiguousarray(vectors, dtype=np.float32)
         n = len(ids)
@@ -175,11 +175,11 @@ class VectorIndex:
 
     def memory_bytes(self) -> int:
         """Bytes the index takes when serialised (about what it holds in memory)."""
-        return int(_faiss().serialize_index(self.index).nbytes)
+        return int(faiss_module().serialize_index(self.index).nbytes)
 
     def save(self, path: str | Path, *, generation: int, fingerprint: str) -> None:
         """Write atomically: ``path`` (FAISS) and ``path.json`` (which catalog state and spec it holds)."""
-        faiss = _faiss()
+        faiss = faiss_module()
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
         faiss.write_index(self.index, str(tmp))
@@ -204,7 +204,7 @@ class VectorIndex:
             if spec is not None and saved != (spec if spec.nlist else replace(spec, nlist=saved.nlist)) and not (
                 spec.kind == "ivfpq" and saved.kind == "flat" and m.get("count", 0) < IVFPQ_MIN):
                 return None
-            index = _faiss().read_index(str(path))
+            index = faiss_module().read_index(str(path))
         except (OSError, ValueError, RuntimeError, ParameterError):
             return None
         vi = cls(dim, index, saved)

@@ -47,6 +47,7 @@ class TrackEmbedding:
     tags: dict[str, str] = field(default_factory=dict)
     samples: np.ndarray | None = None  # the decoded waveform, only when asked for (keep_samples)
     tag_scores: np.ndarray | None = None  # float32 [shape=(n_chunks, n_tags)], when the Embedder has a tagger
+    mel: np.ndarray | None = None  # the power mel [shape=(n_mels, frames)], only when asked for (keep_mel)
 
 
 class Embedder:
@@ -67,29 +68,39 @@ class Embedder:
         self._mel = MelFrontend(self.config)
 
     # ------------------------------------------------------------------ parts
-    def chunks(self, y: np.ndarray) -> Any:
-        """Waveform [shape=(n,)] -> log-mel chunks torch [shape=(n_chunks, n_mels, chunk_frames)]."""
+    def mel(self, y: np.ndarray) -> Any:
+        """Waveform [shape=(n,)] -> the model's power mel, torch [shape=(n_mels, frames)]."""
         import torch
 
         with torch.inference_mode():
-            power = self._mel(np.asarray(y, dtype=np.float32))
+            return self._mel(np.asarray(y, dtype=np.float32))
+
+    def chunks(self, y: np.ndarray, *, power: Any = None) -> Any:
+        """Waveform [shape=(n,)] (or its :meth:`mel` ``power``) -> log-mel chunks torch
+        [shape=(n_chunks, n_mels, chunk_frames)]."""
+        import torch
+
+        with torch.inference_mode():
+            power = self.mel(y) if power is None else power
             ch = chunk_power(power, chunk_frames=self.config.chunk_frames, hop_frames=self.hop_frames)
             return power_to_db(ch, amin=self.config.amin, top_db=self.config.top_db)
 
-    def embed_waveform(self, y: np.ndarray, *, path: str | None = None,
-                       tags: dict[str, str] | None = None) -> TrackEmbedding:
-        """Embed a mono waveform at the model's sample rate."""
+    def embed_waveform(self, y: np.ndarray, *, path: str | None = None, tags: dict[str, str] | None = None,
+                       keep_mel: bool = False) -> TrackEmbedding:
+        """Embed a mono waveform at the model's sample rate (``keep_mel``: keep its power mel on the result)."""
         if len(y) == 0:
             raise ParameterError("cannot embed an empty waveform")
+        power = self.mel(y)
+        chunks = self.chunks(y, power=power)
         scores = None
         if self.tagger is not None:
-            chunk_emb, scores = self.tagger.chunk_scores(self.chunks(y), batch_size=self.batch_size)
+            chunk_emb, scores = self.tagger.chunk_scores(chunks, batch_size=self.batch_size)
         else:
-            chunk_emb = self.encoder.embed_chunks(self.chunks(y), batch_size=self.batch_size)
+            chunk_emb = self.encoder.embed_chunks(chunks, batch_size=self.batch_size)
         c = self.config
         return TrackEmbedding(chunk_emb, song_embedding(chunk_emb), len(y) / c.sample_rate,
                               c.chunk_seconds, c.frames_to_seconds(self.hop_frames), path, dict(tags or {}),
-                              tag_scores=scores)
+                              tag_scores=scores, mel=power.numpy() if keep_mel else None)
 
     def decode(self, path: str | Path, *, offset: float = 0.0, duration: float | None = None) -> DecodedAudio:
         return decode(path, sr=self.config.sample_rate, offset=offset, duration=duration,

@@ -78,3 +78,8 @@ def build_config(name: str, overrides: dict[str, Any] | None = None) -> Any:
         if isinstance(v, list):
             cfg[k] = tuple(v)
     return entry.config_cls(**cfg)
+
+
+#: The tag-head kinds :func:`soundalike.models.heads.register_head` registers, by name, for command-line choices
+#: that must not import torch (``soundalike --help`` stays fast); a test keeps it equal to the registry.
+HEAD_KINDS: tuple[str, ...] = ("tag_conv", "tag_mlp")

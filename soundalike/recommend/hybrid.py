@@ -344,9 +344,8 @@ def fit_hybrid(rows: Sequence[tuple[str, int, float, int]], ids: np.ndarray, son
 
 # ---------------------------------------------------------------------- per catalog
 def _signature(catalog: Any, cfg: HybridConfig) -> str:
-    n, last, plays = catalog._conn.execute(
-        "SELECT count(*), coalesce(max(id), 0), coalesce(sum(plays), 0) FROM listens").fetchone()
-    return json.dumps([catalog.fingerprint, int(n), int(last), int(plays), cfg.to_dict()], sort_keys=True)
+    n, last, plays = catalog.listens_summary()
+    return json.dumps([catalog.fingerprint, n, last, plays, cfg.to_dict()], sort_keys=True)
 
 
 def model_for(catalog: Any, cfg: HybridConfig | None = None, *, refit: bool = False) -> HybridModel:
@@ -354,7 +353,7 @@ def model_for(catalog: Any, cfg: HybridConfig | None = None, *, refit: bool = Fa
     stored in ``recommender.npz`` beside the catalog when it is writable)."""
     cfg = cfg or HybridConfig()
     sig = _signature(catalog, cfg)
-    cached = getattr(catalog, "_recommender", None)
+    cached = catalog.derived.get("recommender")
     if cached is not None and cached.signature == sig and not refit:
         return cached
     path = Path(catalog.root) / MODEL_FILE
@@ -367,12 +366,12 @@ def model_for(catalog: Any, cfg: HybridConfig | None = None, *, refit: bool = Fa
         if model is not None and model.signature != sig:
             model = None
     if model is None:
-        ids, songs = catalog._song_matrix(int(catalog._meta("embed_dim")))
+        ids, songs = catalog.song_matrix()
         model = fit_hybrid(catalog.listens(), ids, songs, cfg)
         model.signature = sig
         try:
             model.save(path)
         except OSError:
             pass  # a read-only catalog: keep it in memory
-    catalog._recommender = model
+    catalog.derived["recommender"] = model
     return model

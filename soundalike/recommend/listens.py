@@ -17,6 +17,7 @@ as a duplicate and is skipped. Everything is written in one transaction.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,17 +115,18 @@ def import_listens(catalog: Any, path: str | Path, *, skip_invalid: bool = False
                                 f"was: {shown}{more}. Fix them, or pass --skip-invalid to import the other "
                                 f"{rep.rows - len(rep.problems)}", rep.problems)
     rep.invalid = len(rep.problems)
-    conn = catalog._conn
-    with catalog._write_lock():
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            before = conn.total_changes
-            conn.executemany("INSERT OR IGNORE INTO listens(user, track_id, at, plays) VALUES (?,?,?,?)", good)
-            rep.imported = conn.total_changes - before
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    rep.imported = catalog.add_listens(good)
     rep.duplicates += len(good) - rep.imported
     rep.users = len({u for u, *_ in good})
     return rep
+
+
+def write_listens(path: str | Path, rows: Sequence[tuple[str, int, float, int]]) -> Path:
+    """Write (user, track id, unix time, plays) rows as a CSV that :func:`import_listens` reads."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["user", "track", "timestamp", "plays"])
+        w.writerows(rows)
+    return p

@@ -82,7 +82,7 @@ def profile(catalog: Any, user: str, ids: np.ndarray, songs: np.ndarray) -> tupl
 
 
 def _has_listens(catalog: Any) -> bool:
-    return catalog._conn.execute("SELECT 1 FROM listens LIMIT 1").fetchone() is not None
+    return catalog.has_listens()
 
 
 def recommend(catalog: Any, **kwargs: Any) -> list[Recommendation]:
@@ -109,7 +109,7 @@ def recommend_ranking(catalog: Any, *, user: str | None = None, seed_track: int 
         raise ParameterError(f"per must be one of {', '.join(DIVERSITY_KEYS)}")
     if method not in METHODS:
         raise ParameterError(f"method must be one of {', '.join(METHODS)}")
-    ids, songs = catalog._song_matrix(int(catalog._meta("embed_dim")))
+    ids, songs = catalog.song_matrix()
     if user is not None:
         taste, heard = profile(catalog, user, ids, songs)
     else:

@@ -120,12 +120,12 @@ def simulate(ids: np.ndarray, groups: Sequence[str | None], features: np.ndarray
 def catalog_features(catalog: Any) -> tuple[np.ndarray, np.ndarray, list[str | None], str]:
     """(ids, audio features, labels, feature name) of a catalog for :func:`simulate`: hash-code bits as
     +-1 when the catalog keeps hash codes (a model independent of the embedding), else song embeddings."""
-    ids, songs = catalog._song_matrix(int(catalog._meta("embed_dim")))
+    ids, songs = catalog.song_matrix()
     tracks = {t.id: t for t in catalog.tracks()}
     labels = [_label(tracks[int(i)]) for i in ids]
     if catalog.has_hash_codes:
         codes = np.stack([np.unpackbits(catalog.hash_code(int(i))) for i in ids]).astype(np.float32)
-        return ids, 2 * codes - 1, labels, f"hash codes ({catalog._meta('hash_model_name')})"
+        return ids, 2 * codes - 1, labels, f"hash codes ({catalog.hash_codes.model_name})"
     return ids, songs, labels, "song embeddings (the catalog keeps no hash codes)"
 
 

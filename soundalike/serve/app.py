@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -42,6 +42,9 @@ from soundalike.errors import (
     TrackNotFoundError,
 )
 from soundalike.limits import DEFAULT_MAX_DURATION, deadline
+
+if TYPE_CHECKING:
+    from soundalike.index.catalog import Catalog
 
 STATIC = Path(__file__).with_name("static")
 AUDIO_TYPES = {".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg",
@@ -85,7 +88,7 @@ class Engine:
         self.cfg = cfg
         first = Catalog.open(cfg.catalog, shards=cfg.shards, ray_address=cfg.ray_address)  # fail now, not later
         if cfg.shards:
-            first._vector_index()  # start the shard actors before the first request
+            first.vector_index()  # start the shard actors before the first request
         self.has_fingerprints, self.has_tags = first.has_fingerprints, first.has_tags
         self.name = first.root.name
         first.close()
@@ -100,7 +103,7 @@ class Engine:
         self._map: tuple[int, dict[str, Any]] | None = None
         self.uploads = Path(tempfile.mkdtemp(prefix="soundalike-uploads-"))  # 0700: only this user reads it
 
-    def catalog(self) -> Any:
+    def catalog(self) -> Catalog:
         cat = getattr(self._local, "catalog", None)
         if cat is None:
             from soundalike.index.catalog import Catalog
@@ -169,13 +172,6 @@ class Engine:
             d["tags"] = tags
         return d
 
-    def top_tags(self, cat: Any, ids: list[int], n: int = 5) -> dict[int, dict[str, float]]:
-        if not cat.has_tags:
-            return {}
-        all_ids, scores = cat.tag_matrix()
-        rows = {int(i): r for i, r in zip(all_ids, scores, strict=True)}
-        names = cat.tag_names
-        return {i: {names[j]: round(float(rows[i][j]), 3) for j in np.argsort(-rows[i])[:n]} for i in ids if i in rows}
 
 
 #: An absolute file path inside a message (what is left after the known ones were named).
@@ -202,16 +198,6 @@ def error_status(exc: SoundalikeError) -> int:
         if isinstance(exc, kind):
             return status
     return 422
-
-
-def spectrogram(samples: np.ndarray, sr: int, *, n_mels: int = 64, max_cols: int = 400) -> dict[str, Any]:
-    """A small log-mel picture of an upload for the page: dB rows (low to high), at most ``max_cols`` columns."""
-    from soundalike.features.mel import FrontendConfig, MelFrontend, power_to_db
-
-    fe = FrontendConfig(sample_rate=sr, n_fft=1024, hop_length=max(256, len(samples) // max_cols + 1),
-                        n_mels=n_mels)
-    db = power_to_db(MelFrontend(fe)(np.asarray(samples, np.float32)), amin=fe.amin, top_db=80.0).numpy()
-    return {"db": np.round(db, 1).tolist(), "seconds": round(len(samples) / sr, 3), "n_mels": n_mels}
 
 
 def create_app(cfg: ServeConfig) -> Any:
@@ -304,12 +290,6 @@ def create_app(cfg: ServeConfig) -> Any:
         finally:
             path.unlink(missing_ok=True)
 
-    def decode_upload(path: Path, sr: int, offset: float = 0.0, duration: float | None = None) -> Any:
-        from soundalike.audio.io import decode
-
-        return decode(path, sr=sr, offset=offset, duration=duration, max_duration=cfg.max_duration,
-                      require_sound=True)
-
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, Any]:
         n = await engine.run(lambda cat: len(cat), light=True)
@@ -324,35 +304,28 @@ def create_app(cfg: ServeConfig) -> Any:
         """The k catalog tracks that sound most like the uploaded audio; also its spectrogram, its tags,
         and, when it is an excerpt of a catalog track, which one and where."""
 
-        def work(cat: Any, path: Path) -> dict[str, Any]:
-            from soundalike.inference.embed import Embedder
+        def work(cat: Catalog, path: Path) -> dict[str, Any]:
+            from soundalike.tasks.similar import analyse
 
-            t0 = time.perf_counter()
-            audio = decode_upload(path, cat.encoder.frontend.sample_rate, offset, duration)
-            emb = Embedder(cat.encoder).embed_waveform(audio.samples)
-            allow = cat.filter_tracks(where) if where else None
-            matches = [] if allow is not None and not len(allow) else cat.search(emb.song, k=k, allow=allow)
-            tags = engine.top_tags(cat, [m.track.id for m in matches])
+            res = analyse(cat, path, k=k, offset=offset, duration=duration, where=where,
+                          identify=identify, max_duration=cfg.max_duration)
+            tags = cat.top_tags([m.track.id for m in res.matches])
             out: dict[str, Any] = {
-                "k": k, "where": where or [], "duration": round(audio.duration, 3),
+                "k": k, "where": where or [], "duration": round(res.duration, 3),
                 "matches": [{"rank": m.rank, "score": round(float(m.score), 4),
-                             **engine.web_track(m.track, tags.get(m.track.id))} for m in matches],
-                "spectrogram": spectrogram(audio.samples, audio.sr)}
-            if cat.has_tags:
-                out["tags"] = cat.tagger.tag_waveform(audio.samples).to_dict(top=10)["tags"]
+                             **engine.web_track(m.track, tags.get(m.track.id))} for m in res.matches],
+                "spectrogram": res.spectrogram}
+            if res.tags is not None:
+                out["tags"] = res.tags
             if identify and cat.has_fingerprints:
-                out["excerpt_of"] = identify_audio(cat, audio.samples, audio.sr)  # the same decode, resampled
-            out["seconds"] = round(time.perf_counter() - t0, 3)
+                out["excerpt_of"] = web_source(res.excerpt_of)
+            out["seconds"] = round(res.seconds, 3)
             return out
 
         return await with_upload(request, work)
 
-    def identify_audio(cat: Any, samples: np.ndarray, sr: int) -> dict[str, Any] | None:
-        """The catalog track (and offset) that decoded upload audio is an excerpt of, or None."""
-        from soundalike.tasks.identify import identify_waveform
-
-        res = identify_waveform(cat, samples, sr, top=3, query="upload")
-        m = res.match
+    def web_source(m: Any) -> dict[str, Any] | None:
+        """An identification as the API shows it: the track (no path), the offset and the confidence."""
         if m is None:
             return None
         return {"offset": round(m.offset, 3), "confidence": round(m.confidence, 4), **engine.web_track(m.track)}
@@ -364,9 +337,11 @@ def create_app(cfg: ServeConfig) -> Any:
         """Which catalog track the uploaded excerpt comes from, and where (``match`` null: no match)."""
         if not engine.has_fingerprints:
             raise HTTPException(409, "this catalog keeps no fingerprints; `soundalike fingerprints --catalog C` adds them")
-        def work(cat: Any, path: Path) -> dict[str, Any] | None:
-            audio = decode_upload(path, cat.fingerprinter.sample_rate, offset, duration)
-            return identify_audio(cat, audio.samples, audio.sr)
+        def work(cat: Catalog, path: Path) -> dict[str, Any] | None:
+            from soundalike.tasks.identify import identify as identify_file
+
+            res = identify_file(cat, path, offset=offset, duration=duration, top=3, max_duration=cfg.max_duration)
+            return web_source(res.match)
 
         return {"match": await with_upload(request, work)}
 
@@ -378,9 +353,11 @@ def create_app(cfg: ServeConfig) -> Any:
         if not engine.has_tags:
             raise HTTPException(409, "this catalog keeps no tags; `soundalike index ... --tag-heads default` adds them")
 
-        def work(cat: Any, path: Path) -> dict[str, Any]:
-            audio = decode_upload(path, cat.encoder.frontend.sample_rate, offset, duration)
-            d = cat.tagger.tag_waveform(audio.samples).to_dict(timeline=timeline)
+        def work(cat: Catalog, path: Path) -> dict[str, Any]:
+            from soundalike.tasks.tag import tag_query
+
+            d = tag_query(str(path), catalog=cat, offset=offset, duration=duration,
+                          max_duration=cfg.max_duration).to_dict(timeline=timeline)
             d.pop("path", None)
             return dict(d)
 
@@ -399,7 +376,7 @@ def create_app(cfg: ServeConfig) -> Any:
                 if needle in hay:
                     found.append(t)
             page = found[offset : offset + limit]
-            tags = engine.top_tags(cat, [t.id for t in page], 3)
+            tags = cat.top_tags([t.id for t in page], 3)
             return {"total": len(found), "offset": offset, "limit": limit,
                     "tracks": [engine.web_track(t, tags.get(t.id)) for t in page]}
 
@@ -411,7 +388,7 @@ def create_app(cfg: ServeConfig) -> Any:
 
         def work(cat: Any) -> dict[str, Any]:
             t = cat.track(int(track_id))
-            return engine.web_track(t, engine.top_tags(cat, [t.id], 10).get(t.id))
+            return engine.web_track(t, cat.top_tags([t.id], 10).get(t.id))
 
         return await engine.run(work, light=True)
 

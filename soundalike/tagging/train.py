@@ -17,6 +17,7 @@ import numpy as np
 
 from soundalike.errors import ParameterError
 from soundalike.tagging.data import TagData
+from soundalike.train.base import Solver
 
 
 @dataclass(frozen=True)
@@ -74,54 +75,62 @@ def _fold_standardisation(net: Any, x: Any) -> None:
         first.bias.data -= (first.weight.data * mu).sum(dim=1)
 
 
-def train_head(net: Any, data: TagData, cfg: TagTrainConfig, *, progress: bool = False) -> Any:
-    """Fit ``net`` (a fresh head, see :func:`new_head`) to ``data``; returns it in eval mode."""
-    import torch
-    import torch.nn.functional as F
+class TagHeadSolver(Solver):
+    """A tag head on frozen encoder features or block maps: balanced batches (single-label), band masking on
+    maps, one-cycle learning rate."""
 
-    if len(data) == 0:
-        raise ParameterError("no training rows")
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
-    rng = np.random.default_rng(cfg.seed)
-    xs = torch.from_numpy(np.ascontiguousarray(data.inputs))
-    if data.multi_label:
-        yt = torch.as_tensor(np.asarray(data.targets), dtype=torch.float32)
-    else:
-        yt = torch.as_tensor(np.asarray(data.targets), dtype=torch.long)
-    conv = xs.ndim == 4
-    if not conv:
-        _fold_standardisation(net, xs.float())
-    by_class = ([np.flatnonzero(data.targets == c) for c in np.unique(data.targets)]
-                if cfg.balance and not data.multi_label else None)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps,
-                                                pct_start=max(cfg.warmup, 1.0 / cfg.steps))
-    it: Any = range(cfg.steps)
-    if progress:
-        from tqdm import tqdm
+    desc = "training head"
 
-        it = tqdm(it, desc="training head", unit="step", dynamic_ncols=True)
-    net.train()
-    bs = min(cfg.batch, len(xs))
-    for step in it:
+    def __init__(self, net: Any, data: TagData, cfg: TagTrainConfig) -> None:
+        if len(data) == 0:
+            raise ParameterError("no training rows")
+        super().__init__(steps=cfg.steps, seed=cfg.seed)
+        self.net, self.data, self.cfg = net, data, cfg
+
+    def build(self) -> None:
+        import torch
+
+        cfg, data = self.cfg, self.data
+        torch.manual_seed(cfg.seed)
+        torch.set_num_threads(cfg.threads)
+        self.xs = torch.from_numpy(np.ascontiguousarray(data.inputs))
+        dtype = torch.float32 if data.multi_label else torch.long
+        self.yt = torch.as_tensor(np.asarray(data.targets), dtype=dtype)
+        self.conv = self.xs.ndim == 4
+        if not self.conv:
+            _fold_standardisation(self.net, self.xs.float())
+        self.by_class = ([np.flatnonzero(data.targets == c) for c in np.unique(data.targets)]
+                         if cfg.balance and not data.multi_label else None)
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=cfg.steps,
+                                                         pct_start=max(cfg.warmup, 1.0 / cfg.steps))
+        self.net.train()
+        self.bs = min(cfg.batch, len(self.xs))
+
+    def train_step(self) -> dict[str, float]:
+        import torch
+        import torch.nn.functional as F
+
+        rng, bs, by_class = self.rng, self.bs, self.by_class
         if by_class is not None:
             cls = rng.integers(0, len(by_class), size=bs)
             idx = np.array([by_class[c][rng.integers(0, len(by_class[c]))] for c in cls])
         else:
-            idx = rng.integers(0, len(xs), size=bs)
+            idx = rng.integers(0, len(self.xs), size=bs)
         b = torch.from_numpy(idx)
-        x = xs[b].float()
-        if conv and cfg.mask > 0:
-            _mask_bands(x, rng, cfg.mask)
-        logits = net(x)
-        loss = F.binary_cross_entropy_with_logits(logits, yt[b]) if data.multi_label else F.cross_entropy(logits, yt[b])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if progress and step % 50 == 0:
-            it.set_postfix_str(f"loss {loss.item():.4f}", refresh=False)
+        x = self.xs[b].float()
+        if self.conv and self.cfg.mask > 0:
+            _mask_bands(x, rng, self.cfg.mask)
+        logits = self.net(x)
+        y = self.yt[b]
+        loss = F.binary_cross_entropy_with_logits(logits, y) if self.data.multi_label else F.cross_entropy(logits, y)
+        self.optimise(loss)
+        return {"loss": float(loss.detach())}
+
+
+def train_head(net: Any, data: TagData, cfg: TagTrainConfig, *, progress: bool = False) -> Any:
+    """Fit ``net`` (a fresh head, see :func:`new_head`) to ``data``; returns it in eval mode."""
+    TagHeadSolver(net, data, cfg).run(progress=progress)
     return net.eval()
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from soundalike.errors import ParameterError, TrackNotFoundError
 from soundalike.limits import DEFAULT_MAX_DURATION
 
 if TYPE_CHECKING:
     from soundalike.index.catalog import Catalog, Match
+    from soundalike.tasks.identify import IdentifyMatch
 
 
 def _as_track_id(query: str | Path | int) -> int | None:
@@ -61,3 +65,68 @@ def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: f
         return catalog.search(song, k=k, exclude=[track_id], allow=allow)
     emb = Embedder(catalog.encoder, max_duration=max_duration).embed_file(str(query), offset=offset, duration=duration)
     return catalog.search(emb.song, k=k, allow=allow)
+
+
+@dataclass
+class Analysis:
+    """Everything the page shows about one audio file: its matches, its tags, where it comes from, a picture."""
+
+    duration: float  # seconds of audio analysed
+    matches: list[Match]
+    tags: dict[str, float] | None  # the top tags (the catalog's heads), None for a catalog without tags
+    excerpt_of: IdentifyMatch | None  # the catalog track (and offset) this is an excerpt of, if any
+    spectrogram: dict[str, Any]  # {"db": rows low to high, "seconds", "n_mels"}
+    seconds: float = 0.0  # time taken
+
+
+def spectrogram(power: np.ndarray, seconds: float, *, n_mels: int = 64, max_cols: int = 400) -> dict[str, Any]:
+    """A small log-mel picture from a power mel [shape=(M, T)]: bands pooled to ``n_mels`` (when M is a
+    multiple), frames averaged down to at most ``max_cols`` columns, in dB below the loudest cell."""
+    from soundalike.features.mel import power_to_db
+
+    m, t = power.shape
+    if m % n_mels == 0:
+        power = power.reshape(n_mels, m // n_mels, t).mean(axis=1)
+    else:
+        n_mels = m
+    step = max(1, -(-t // max_cols))
+    cols = -(-t // step)
+    padded = np.pad(power, ((0, 0), (0, cols * step - t)), mode="edge")
+    pooled = padded.reshape(n_mels, cols, step).mean(axis=2)
+    db = np.asarray(power_to_db(pooled, amin=1e-10, top_db=80.0))
+    return {"db": np.round(db - db.max(), 1).tolist(), "seconds": round(seconds, 3), "n_mels": n_mels}
+
+
+def analyse(catalog: Catalog, path: str | Path, *, k: int = 10, offset: float = 0.0, duration: float | None = None,
+            where: Sequence[str] | str | None = None, identify: bool = True, top_tags: int = 10,
+            max_duration: float | None = DEFAULT_MAX_DURATION) -> Analysis:
+    """What sounds like the audio file ``path``, its tags, and (``identify``, when the catalog keeps
+    fingerprints) which catalog track it is an excerpt of: one decode, one pass of the catalog's encoder
+    (embedding and tag heads together), and the fingerprint model on the same samples."""
+    import time
+
+    from soundalike.audio.io import decode
+    from soundalike.inference.embed import Embedder
+    from soundalike.tagging.tagger import summarise
+    from soundalike.tasks.identify import identify_waveform
+
+    if k < 1:
+        raise ParameterError("k must be at least 1")
+    t0 = time.perf_counter()
+    sr = catalog.encoder.frontend.sample_rate
+    audio = decode(path, sr=sr, offset=offset, duration=duration, max_duration=max_duration, require_sound=True)
+    embedder = Embedder(catalog.encoder, tagger=catalog.tagger if catalog.has_tags else None)
+    emb = embedder.embed_waveform(audio.samples, keep_mel=True)
+    allow = catalog.filter_tracks(where) if where else None
+    matches = [] if allow is not None and not len(allow) else catalog.search(emb.song, k=k, allow=allow)
+    tags = None
+    if emb.tag_scores is not None:
+        mean = summarise(emb.tag_scores)
+        best = np.argsort(-mean)[:top_tags]
+        tags = {catalog.tag_names[j]: round(float(mean[j]), 4) for j in best}
+    source = None
+    if identify and catalog.has_fingerprints:
+        source = identify_waveform(catalog, audio.samples, audio.sr, top=3, query=str(path)).match
+    assert emb.mel is not None
+    return Analysis(audio.duration, matches, tags, source, spectrogram(emb.mel, audio.duration),
+                    time.perf_counter() - t0)

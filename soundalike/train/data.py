@@ -197,7 +197,7 @@ def load_sources(sources: Sequence[DataSource], frontend: FrontendConfig, augmen
                  max_seconds: float, cache_dir: str | None = None, jobs: int = 1,
                  progress: bool = False) -> list[TrackMels]:
     """Decode every file of every source, with views, in ``jobs`` processes (cached in ``cache_dir``)."""
-    from soundalike.index.catalog import read_manifest, walk_audio
+    from soundalike.data.files import read_manifest, walk_audio
 
     if not sources:
         raise ConfigError("no training data: set `data` (or `sources`) to folders of audio")

@@ -1,4 +1,4 @@
-"""Training: a solver with named stages (load data, train, valid, export).
+"""Training the encoder: a :class:`~soundalike.train.base.Solver` with named stages (build, train, valid, export).
 
 Objective ``infonce`` (default): two augmented chunks per track (see
 :class:`~soundalike.train.data.PairSampler`), InfoNCE with in-batch negatives.
@@ -10,10 +10,7 @@ the same weights.
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,17 +21,10 @@ from soundalike.augment.chain import AugmentConfig
 from soundalike.errors import ConfigError
 from soundalike.features.mel import FrontendConfig
 from soundalike.train.args import TrainConfig
+from soundalike.train.base import Solver, warmup_cosine
 from soundalike.train.data import PairSampler, TrackMels, load_sources, split_tracks
 
-__all__ = ["ContrastiveSolver", "PairSampler", "TrackMels", "lr_at", "split_tracks", "train"]
-
-
-def warmup_cosine(step: int, *, steps: int, warmup: int, floor: float = 0.0) -> float:
-    """Learning-rate factor: linear warm-up over ``warmup`` steps to 1, then cosine decay to ``floor`` at ``steps``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+__all__ = ["ContrastiveSolver", "PairSampler", "TrackMels", "lr_at", "split_tracks", "train", "warmup_cosine"]
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -42,18 +32,25 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * warmup_cosine(step, steps=cfg.steps, warmup=cfg.warmup_steps, floor=cfg.lr_min_ratio)
 
 
-class ContrastiveSolver:
-    """Stages: ``setup`` (data, model, optimiser, resume), ``train``, ``valid``, ``export``."""
+class ContrastiveSolver(Solver):
+    """Stages: ``build`` (data, model, optimiser, resume), ``train_step``, ``valid``, ``export``."""
 
     def __init__(self, cfg: TrainConfig, *, log: Callable[[str], None] | None = None) -> None:
+        super().__init__(steps=cfg.steps, seed=cfg.seed, out=cfg.out, valid_every=cfg.valid_every,
+                         checkpoint_every=cfg.checkpoint_every, log=log)
         self.cfg = cfg
-        self.out = Path(cfg.out)
-        self.log = log or (lambda msg: None)
-        self.step = 0
-        self.history: list[dict[str, Any]] = []
+        self._tracks: list[TrackMels] | None = None
+        self._progress = False
 
-    # -------------------------------------------------------------- setup
     def setup(self, *, tracks: list[TrackMels] | None = None, progress: bool = False) -> None:
+        """:meth:`build` with these tracks (already loaded) or a progress bar for loading them."""
+        self._tracks, self._progress = tracks, progress
+        self.build()
+        self.built = True
+
+    # -------------------------------------------------------------- build
+    def build(self) -> None:
+        tracks, progress = self._tracks, self._progress
         import torch
 
         from soundalike.models.factory import create_encoder
@@ -107,55 +104,26 @@ class ContrastiveSolver:
         self.valid_sampler = (PairSampler(self.valid_tracks, self.frontend, self.augment, source_weights=weights,
                                           noise_db=cfg.noise_db) if len(self.valid_tracks) >= 2 else None)
         self.rng = np.random.default_rng(cfg.seed)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._resume()
+        self.out.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+        self.resume()
         self.log(f"{len(self.train_tracks)} training tracks, {len(self.valid_tracks)} held out; "
                  f"{sum(p.numel() for p in self.net.parameters())} parameters; starting at step {self.step}")
 
-    @property
-    def ckpt_path(self) -> Path:
-        return self.out / "last.ckpt"
-
-    def _resume(self) -> None:
-        import torch
-
-        if not self.ckpt_path.exists():
-            return
-        state = torch.load(self.ckpt_path, map_location="cpu", weights_only=True)
-        if state.get("config") != json.dumps(self._resumable_config(), sort_keys=True):
-            raise ConfigError(f"{self.ckpt_path} was written by a run with other settings; "
-                              "use a new --out folder, or delete the checkpoint to start over")
-        self.net.load_state_dict(state["model"])
-        if self.decoder is not None:
-            self.decoder.load_state_dict(state["decoder"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.step = int(state["step"])
-        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        self.history = json.loads(state["history"])
-
-    def _resumable_config(self) -> dict[str, Any]:
+    def resumable_config(self) -> dict[str, Any]:
         d = self.cfg.to_dict()
         for k in ("steps", "out", "checkpoint_every", "valid_every", "threads"):
             d.pop(k)
         return d
 
-    def save_checkpoint(self) -> None:
-        import torch
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"decoder": self.decoder.state_dict()} if self.decoder is not None else {}
 
-        state = {
-            "model": self.net.state_dict(),
-            **({"decoder": self.decoder.state_dict()} if self.decoder is not None else {}),
-            "optimizer": self.opt.state_dict(),
-            "step": self.step,
-            "numpy_rng": json.dumps(self.rng.bit_generator.state),
-            "torch_rng": torch.get_rng_state(),
-            "history": json.dumps(self.history),
-            "config": json.dumps(self._resumable_config(), sort_keys=True),
-        }
-        tmp = self.ckpt_path.with_name(".last.ckpt.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.ckpt_path)
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        if self.decoder is not None:
+            self.decoder.load_state_dict(state["decoder"])
+
+    def postfix(self, metrics: dict[str, float]) -> dict[str, str]:
+        return {"loss": f"{metrics['loss']:.3f}", "acc": f"{metrics['acc']:.2f}"}
 
     # -------------------------------------------------------------- stages
     def train_step(self) -> dict[str, float]:
@@ -177,10 +145,7 @@ class ContrastiveSolver:
             za, zb = z[: len(xa)], z[len(xa):]
             loss, acc = info_nce(za, zb, temperature=self.cfg.temperature,
                                  groups=torch.from_numpy(groups) if self.cfg.mask_group_negatives else None)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        self.step += 1
+        self.optimise(loss)
         return {"loss": float(loss.detach()), "acc": float(acc), "lr": self.opt.param_groups[0]["lr"]}
 
     def _reconstruction(self, x: Any) -> tuple[Any, float]:
@@ -220,34 +185,6 @@ class ContrastiveSolver:
                 accs.append(float(acc))
         return {"valid_loss": float(np.mean(losses)), "valid_acc": float(np.mean(accs))}
 
-    def run(self, *, progress: bool = False) -> dict[str, Any]:
-        cfg = self.cfg
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=cfg.steps, initial=self.step, unit="step", desc="training", dynamic_ncols=True)
-        t0 = time.perf_counter()
-        start_step = self.step
-        last: dict[str, float] = {}
-        while self.step < cfg.steps:
-            last = self.train_step()
-            if bar is not None:
-                bar.set_postfix(loss=f"{last['loss']:.3f}", acc=f"{last['acc']:.2f}")
-                bar.update(1)
-            if self.step % cfg.valid_every == 0 or self.step == cfg.steps:
-                v = self.valid() or {}
-                rec = {"step": self.step, **last, **v}
-                self.history.append(rec)
-                self.log(json.dumps(rec))
-            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
-                self.save_checkpoint()
-        if bar is not None:
-            bar.close()
-        elapsed = time.perf_counter() - t0
-        return {"steps": self.step, "trained_steps": self.step - start_step, "seconds": round(elapsed, 1),
-                "last": last, "history": self.history}
-
     def export(self, path: str | Path | None = None) -> Path:
         """Write the trained model (safetensors + JSON with front-end and training record)."""
         import torch
@@ -278,7 +215,7 @@ class ContrastiveSolver:
                 "final": self.history[-1] if self.history else {},
             }
         }
-        return self.encoder.save(path or (self.out / "model"))
+        return self.encoder.save(path or (Path(self.cfg.out) / "model"))
 
 
 def train(cfg: TrainConfig, *, progress: bool = False, log: Callable[[str], None] | None = None,

@@ -1,0 +1,94 @@
+"""What every soundalike command shares: output (text or JSON), threads, progress, the catalog argument,
+and the options that mean the same everywhere (--json, --catalog, --model, --threads, --max-duration)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from soundalike.errors import SoundalikeError
+from soundalike.limits import DEFAULT_MAX_DURATION
+
+EXIT_USAGE = 2
+
+
+def emit(args: argparse.Namespace, payload: Any, text: Callable[[], None]) -> None:
+    if getattr(args, "json", False):
+        json.dump(payload, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        text()
+
+
+def threads(args: argparse.Namespace) -> None:
+    n = getattr(args, "threads", None)
+    if n:
+        import torch
+
+        torch.set_num_threads(int(n))
+        try:
+            import faiss
+
+            faiss.omp_set_num_threads(int(n))
+        except ImportError:  # pragma: no cover
+            pass
+
+
+def progress(args: argparse.Namespace) -> bool:
+    return not getattr(args, "json", False) and not getattr(args, "quiet", False) and sys.stderr.isatty() or bool(
+        getattr(args, "progress", False))
+
+
+def shown(path: str) -> str:
+    """A file name as one line of text: control characters (a newline in a name) are escaped."""
+    return path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
+
+
+def catalog_arg(args: argparse.Namespace) -> str:
+    cat = args.catalog or os.environ.get("SOUNDALIKE_CATALOG")
+    if not cat:
+        raise SoundalikeError("no catalog given: pass --catalog DIR (or set SOUNDALIKE_CATALOG)")
+    return str(cat)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def clock(seconds: float) -> str:
+    sign = "-" if seconds < 0 else ""
+    m, s = divmod(abs(seconds), 60.0)
+    return f"{sign}{int(m)}:{s:04.1f}"
+
+
+def encoder_choices() -> list[str]:
+    from soundalike.models.registry import list_encoders
+
+    return list_encoders()
+
+
+def add_common(sp: argparse.ArgumentParser, *, catalog: bool = False, model: bool = False, threads: bool = False) -> None:
+    sp.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    if catalog:
+        sp.add_argument("--catalog", "-c", metavar="DIR", help="catalog folder (default: $SOUNDALIKE_CATALOG)")
+    if model:
+        sp.add_argument("--model", "-m", metavar="NAME|PATH",
+                        help="model: a shipped name or a .safetensors path (default: the catalog's own; "
+                             "for a new catalog, the shipped default)")
+    if threads:
+        sp.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for the CNN and search (default: torch's choice)")
+
+def add_excerpt(sp: argparse.ArgumentParser, what: str) -> None:
+    sp.add_argument("--offset", type=float, default=0.0, help=f"start of the excerpt of {what} to use, seconds")
+    sp.add_argument("--duration", type=float, default=None, help=f"length of the excerpt of {what}, seconds")
+    add_max_duration(sp)
+
+def add_max_duration(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION, metavar="SECONDS",
+                    help=f"refuse audio longer than this (default {DEFAULT_MAX_DURATION:g}; long files are read "
+                         "in bounded memory whatever the limit)")

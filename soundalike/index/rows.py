@@ -1,0 +1,76 @@
+"""The catalog's row types: a track, a search match, and the report of one indexing run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Track:
+    """One catalog row, without its embeddings."""
+
+    id: int
+    path: str
+    duration: float
+    file_hash: str
+    title: str | None = None
+    artist: str | None = None
+    album: str | None = None
+    genre: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)
+    n_chunks: int = 0
+
+    @property
+    def display_name(self) -> str:
+        if self.title and self.artist:
+            return f"{self.artist} - {self.title}"
+        return self.title or Path(self.path).name
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Match:
+    """One answer to a similarity query."""
+
+    rank: int
+    score: float  # cosine similarity of song embeddings in [-1, 1]; with hash codes, 1 - hamming / bits
+    track: Track
+    hamming: int | None = None  # differing bits, for a search over hash codes
+
+    def to_dict(self) -> dict[str, Any]:
+        extra = {} if self.hamming is None else {"hamming": int(self.hamming)}
+        return {"rank": self.rank, "score": round(float(self.score), 6), **extra, **self.track.to_dict()}
+
+
+@dataclass
+class IndexReport:
+    """What one ``add`` run did."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0  # same content as a track already embedded: embeddings copied
+    pruned: int = 0
+    fingerprinted: int = 0  # tracks already in the catalog that got their missing fingerprints
+    hashed: int = 0  # tracks that got their hash code (catalogs made with a hash model)
+    tagged: int = 0  # tracks already in the catalog that got their missing tag scores
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # not regular files (pipes, devices): never opened
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    @property
+    def x_realtime(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
+        d["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
+        d["x_realtime"] = round(self.x_realtime, 1)
+        return d

@@ -1,0 +1,179 @@
+"""The one training loop: a :class:`Solver` with named stages that every trainer fills in.
+
+Stages, as audiocraft's ``StandardSolver`` has them:
+
+- ``build()`` — model, optimiser (and scheduler), data; called once by :meth:`Solver.run` (or by the caller);
+- ``train_step()`` — one optimiser step, returning its metrics (``loss`` first); :meth:`Solver.optimise` does
+  the zero-grad / backward / step / scheduler part the same way for everyone, and counts the step;
+- ``valid()`` — metrics on held-out data every ``valid_every`` steps (``None``: nothing to validate);
+- ``checkpoint_state()`` / ``load_checkpoint_state()`` — what a checkpoint holds besides the step, the
+  model, the optimiser and the RNGs (all saved by :meth:`Solver.save_checkpoint`), so a killed run resumes
+  where it stopped and reaches the same weights (:meth:`Solver.resume`).
+
+:meth:`Solver.run` drives them with a progress bar and a log line per validation. The contrastive encoder
+trainer (:class:`soundalike.train.solver.ContrastiveSolver`), the hash-CNN's two stages
+(:mod:`soundalike.hashing.train`) and the tag heads (:mod:`soundalike.tagging.train`) are solvers; so will be
+the encoder families to come.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from soundalike.errors import ConfigError
+
+
+def warmup_cosine(step: int, *, steps: int, warmup: int, floor: float = 0.0) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps to 1, then cosine decay to ``floor`` at ``steps``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class Solver:
+    """A training run: ``steps`` optimiser steps over the stages above (see the module docstring)."""
+
+    desc = "training"  # the progress bar's label
+
+    def __init__(self, *, steps: int, seed: int = 0, out: str | Path | None = None, valid_every: int = 0,
+                 checkpoint_every: int = 0, log: Callable[[str], None] | None = None) -> None:
+        self.steps = int(steps)
+        self.seed = int(seed)
+        self.out = Path(out) if out is not None else None
+        self.valid_every = int(valid_every)
+        self.checkpoint_every = int(checkpoint_every)
+        self.log = log or (lambda msg: None)
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self.rng = np.random.default_rng(self.seed)
+        self.net: Any = None
+        self.opt: Any = None
+        self.sched: Any = None
+        self.built = False
+
+    # ------------------------------------------------------------------ stages to fill in
+    def build(self) -> None:
+        """Make ``self.net`` and ``self.opt`` (and ``self.sched``), load data."""
+        raise NotImplementedError
+
+    def train_step(self) -> dict[str, float]:
+        """One optimiser step (call :meth:`optimise` with the loss); its metrics."""
+        raise NotImplementedError
+
+    def valid(self) -> dict[str, float] | None:
+        return None
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Extra tensors and values a checkpoint keeps (a decoder, ...)."""
+        return {}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def resumable_config(self) -> dict[str, Any]:
+        """The settings a checkpoint must have been written with to be resumed (others: refused)."""
+        return {}
+
+    def postfix(self, metrics: dict[str, float]) -> dict[str, str]:
+        return {"loss": f"{metrics['loss']:.3f}"} if "loss" in metrics else {}
+
+    # ------------------------------------------------------------------------- shared
+    def optimise(self, loss: Any) -> None:
+        """Zero the gradients, back-propagate ``loss``, step the optimiser and the scheduler; the step counts."""
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.sched is not None:
+            self.sched.step()
+        self.step += 1
+
+    @property
+    def ckpt_path(self) -> Path:
+        if self.out is None:
+            raise ConfigError("this run keeps no checkpoints (no output folder)")
+        return self.out / "last.ckpt"
+
+    def save_checkpoint(self) -> None:
+        """Write step, model, optimiser, scheduler, RNG states, history and the extras, atomically."""
+        import torch
+
+        state = {
+            "model": self.net.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            **({"scheduler": self.sched.state_dict()} if self.sched is not None else {}),
+            "step": self.step,
+            "numpy_rng": json.dumps(self.rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "history": json.dumps(self.history),
+            "config": json.dumps(self.resumable_config(), sort_keys=True),
+            **self.checkpoint_state(),
+        }
+        self.ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.ckpt_path.with_name(".last.ckpt.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.ckpt_path)
+
+    def resume(self) -> bool:
+        """Load ``last.ckpt`` from the output folder when there is one (a run with other settings is refused)."""
+        import torch
+
+        if self.out is None or not self.ckpt_path.exists():
+            return False
+        state = torch.load(self.ckpt_path, map_location="cpu", weights_only=True)
+        if state.get("config") != json.dumps(self.resumable_config(), sort_keys=True):
+            raise ConfigError(f"{self.ckpt_path} was written by a run with other settings; "
+                              "use a new --out folder, or delete the checkpoint to start over")
+        self.net.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        if self.sched is not None and "scheduler" in state:
+            self.sched.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.history = json.loads(state["history"])
+        self.load_checkpoint_state(state)
+        return True
+
+    def run(self, *, progress: bool = False) -> dict[str, Any]:
+        """Build (once), then train to ``steps``: validate every ``valid_every`` steps and at the end,
+        checkpoint every ``checkpoint_every`` steps and at the end (when there is an output folder)."""
+        if not self.built:
+            self.build()
+            self.built = True
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.steps, initial=self.step, unit="step", desc=self.desc, dynamic_ncols=True)
+        t0 = time.perf_counter()
+        start = self.step
+        last: dict[str, float] = {}
+        while self.step < self.steps:
+            last = self.train_step()  # counts the step (optimise)
+            if bar is not None:
+                bar.set_postfix(self.postfix(last))
+                bar.update(1)
+            if self.valid_every and (self.step % self.valid_every == 0 or self.step == self.steps):
+                rec = {"step": self.step, **last, **(self.valid() or {})}
+                self.history.append(rec)
+                self.log(json.dumps(rec))
+            elif not self.valid_every:
+                self.history.append({"step": self.step, **last})
+            if self.out is not None and self.checkpoint_every and (
+                    self.step % self.checkpoint_every == 0 or self.step == self.steps):
+                self.save_checkpoint()
+        if bar is not None:
+            bar.close()
+        if self.net is not None:
+            self.net.eval()
+        return {"steps": self.step, "trained_steps": self.step - start,
+                "seconds": round(time.perf_counter() - t0, 1), "last": last, "history": self.history}
