@@ -7,11 +7,12 @@ DEMO   ?= demo
 DEMO_WORKS ?= 6
 PORT ?= 8000
 
-.PHONY: demo test install install-test lint typecheck bench clean help
+.PHONY: demo test test-fast install install-test lint typecheck bench clean help
 
 help:
 	@echo "make demo   - install, render the demo corpus, index it, query it"
 	@echo "make test   - install the test extras and run the whole suite"
+	@echo "make test-fast - the fast tier (tests not marked slow), in under 2 minutes"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - benchmarks/ingest.py (x-realtime vs a librosa baseline)"
 	@echo "              benchmarks/identify.py needs data/debian-eval and fpcalc: see the README"
@@ -63,6 +64,10 @@ test: $(VENV)/.installed-test
 	   chromium-driver) >/dev/null; } || \
 	  echo "note: fluid-soundfont-gm / chromium are not installed (needs root and apt-get); their tests will skip"
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -ra
+
+# The fast tier: every test not marked slow (slow: over ~5 s, rendering, training, Ray, the browser).
+test-fast: $(VENV)/.installed-test
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -ra -m "not slow"
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check soundalike tests benchmarks scripts

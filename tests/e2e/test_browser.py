@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).with_name("artifacts")
+ARTIFACTS = Path(__file__).parents[1] / "artifacts"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run", "--disable-quic"]
 
-pytestmark = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                                reason="Debian's chromium is not installed (make test installs it when run as root)")
+pytestmark = [pytest.mark.slow,  # a real browser
+              pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
+                                 reason="Debian's chromium is not installed (make test installs it when run as root)")]
 
 
 def _free_port() -> int:

@@ -58,6 +58,7 @@ def tiny_heads(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_teacher_loader_cuts_one_chunk_at_each_rows_start(tiny_heads):
     from soundalike.features.mel import log_mel_chunks
     from soundalike.tagging.data import teacher_data

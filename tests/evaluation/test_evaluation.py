@@ -102,6 +102,7 @@ def labelled_catalog(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_evaluate_writes_report_and_plots(labelled_catalog, tmp_path):
     pytest.importorskip("matplotlib")
     pytest.importorskip("sklearn")
@@ -133,6 +134,7 @@ def test_evaluate_needs_labels(labelled_catalog, tmp_path):
         evaluate(labelled_catalog / "catalog", tmp_path / "x", config=EvalConfig(label_key="genre", plots=False))
 
 
+@pytest.mark.slow
 def test_evaluate_cli_json(labelled_catalog, tmp_path, capsys):
     from soundalike.cli import main
 
@@ -144,6 +146,7 @@ def test_evaluate_cli_json(labelled_catalog, tmp_path, capsys):
     assert set(out["methods"]["mfcc-stats"]) >= {"excerpt_clean", "excerpt_noisy", "label_retrieval", "linear_probe"}
 
 
+@pytest.mark.slow
 def test_tiny_training_beats_the_untrained_encoder(tmp_path):
     """Train a small encoder briefly on generated tracks; on other generated tracks its noisy
     excerpts find their track better than the same network with random weights."""

@@ -212,6 +212,7 @@ def test_labelled_clips_match_the_inference_front_end(labelled):
     assert sorted(np.bincount(labelled.labels[test])) == [2, 2, 2]  # stratified: 2 of each class's 6
 
 
+@pytest.mark.slow
 def test_tiny_hash_model_trains_to_better_than_chance_map(labelled):
     from soundalike.hashing.data import split_tracks
     from soundalike.hashing.train import (
@@ -245,6 +246,7 @@ def test_tiny_hash_model_trains_to_better_than_chance_map(labelled):
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_experiment_tables_on_a_tiny_problem(labelled):
     """The experiment runner fills every table and checks the targets (values are the tiny problem's)."""
     from soundalike.hashing.data import split_tracks

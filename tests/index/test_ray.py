@@ -11,6 +11,8 @@ from soundalike import Catalog  # noqa: E402
 from soundalike.tasks import similar  # noqa: E402
 from soundalike.testing import write_tracks  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a local Ray cluster: seconds to start, many to run
+
 
 @pytest.fixture(scope="module")
 def cluster():

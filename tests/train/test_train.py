@@ -12,7 +12,7 @@ from soundalike.losses import info_nce
 from soundalike.train import load_config, train
 from soundalike.train.solver import lr_at
 
-CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 
 
 def test_info_nce_values():
@@ -74,6 +74,7 @@ def _cfg(data, out, steps):
                        warmup_steps=5, lr=3e-3)
 
 
+@pytest.mark.slow
 def test_tiny_training_learns_and_resume_is_exact(synth_folder, tmp_path):
     from soundalike.train.solver import ContrastiveSolver
 
@@ -101,6 +102,7 @@ def test_tiny_training_learns_and_resume_is_exact(synth_folder, tmp_path):
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_autoencoder_objective_trains_resumes_and_exports(synth_folder, tmp_path):
     from soundalike.models import load_encoder
     from soundalike.train.solver import ContrastiveSolver
@@ -124,6 +126,7 @@ def test_autoencoder_objective_trains_resumes_and_exports(synth_folder, tmp_path
     assert enc.metadata["training"]["objective"] == "autoencoder" and enc.embed_dim == 64
 
 
+@pytest.mark.slow
 def test_sources_weights_and_valid_groups(synth_folder, tmp_path):
     import json as _json
 
@@ -177,6 +180,7 @@ def test_near_positives_are_the_same_moment(synth_folder, tmp_path):
     assert len(rates) > 2 and all(0.92 <= r <= 1.08 for r in rates)
 
 
+@pytest.mark.slow
 def test_init_from_a_saved_model(synth_folder, tmp_path):
     from soundalike.train.solver import ContrastiveSolver
 

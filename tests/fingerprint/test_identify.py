@@ -235,6 +235,7 @@ def test_catalog_without_fingerprints_can_add_them(tmp_path):
         cat.close()
 
 
+@pytest.mark.slow
 def test_cli_identify_json(fp_catalog, tmp_path):
     cat, folder = fp_catalog
     clip = save(tmp_path / "clip.wav", synth_track(23, duration=30.0)[11 * SR : 16 * SR], SR)

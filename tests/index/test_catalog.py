@@ -132,6 +132,7 @@ def test_labels_from_manifest(tmp_path):
     cat.close()
 
 
+@pytest.mark.slow
 def test_killed_index_run_resumes_without_loss_or_duplicates(tmp_path):
     music = tmp_path / "music"
     write_tracks(music, list(range(40, 64)), duration=20.0)

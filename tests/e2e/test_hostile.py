@@ -168,6 +168,7 @@ def indexed(corpus, tmp_path_factory):
     return folder, cases, cat, r
 
 
+@pytest.mark.slow
 def test_index_of_the_hostile_folder_keeps_the_good_and_lists_the_bad(indexed):
     folder, cases, cat, r = indexed
     assert r.returncode == 1, r.stderr  # some files failed: exit 1 after indexing the rest
@@ -192,6 +193,7 @@ def test_index_of_the_hostile_folder_keeps_the_good_and_lists_the_bad(indexed):
     assert again.returncode == 0 and json.loads(again.stdout)["added"] == 0
 
 
+@pytest.mark.slow
 def test_info_shows_a_newline_name_on_one_line(indexed):
     _, _, cat, _ = indexed
     r = _cli("info", "--catalog", cat, "--tracks")
@@ -200,6 +202,7 @@ def test_info_shows_a_newline_name_on_one_line(indexed):
     assert len(lines) == 1 and "new\\nline.wav" in lines[0]
 
 
+@pytest.mark.slow
 def test_cli_refuses_huge_ids_offsets_and_silence_with_typed_errors(indexed):
     folder, _, cat, _ = indexed
     for args, words in [
@@ -256,6 +259,7 @@ def test_offsets_are_never_negative(tmp_path):
 # ----------------------------------------------------------------------------- a damaged catalog
 
 
+@pytest.mark.slow
 def test_a_damaged_catalog_gets_a_typed_error_and_check_repair_rebuilds_it(tmp_path):
     import sqlite3
 
@@ -382,6 +386,7 @@ def test_security_headers_and_offline_docs(served):
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
 
 
+@pytest.mark.slow
 def test_timed_out_work_stops_and_health_never_waits_for_inference(tmp_path):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
