@@ -11,6 +11,7 @@ from soundalike.cli.common import (
     add_common,
     catalog_arg,
     emit,
+    shown,
 )
 from soundalike.errors import ParameterError
 
@@ -110,7 +111,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             who = f"user {args.user}" if args.user else f"track #{args.seed_track}"
             print(f"recommended for {who} [{how}]:")
             for r in ranking.recommendations:
-                print(f"{r.rank:3d}. {r.score:6.3f}  #{r.track.id:<5d} {r.track.display_name}  ({r.reason})")
+                print(f"{r.rank:3d}. {r.score:6.3f}  #{r.track.id:<5d} {shown(r.track.display_name)}  ({r.reason})")
 
         emit(args, payload, text)
     return 0

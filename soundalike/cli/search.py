@@ -11,6 +11,7 @@ from soundalike.cli.common import (
     catalog_arg,
     clock,
     emit,
+    shown,
     threads,
 )
 
@@ -37,7 +38,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
                 coll = m.track.labels.get("collection")
                 extra = f"  [{coll}/{m.track.labels.get('ensemble')}]" if coll else ""
                 score = f"{m.hamming:3d} off" if m.hamming is not None else f"{m.score:6.3f}"
-                print(f"{m.rank:3d}. {score}  #{m.track.id:<5d} {m.track.display_name}{extra}")
+                print(f"{m.rank:3d}. {score}  #{m.track.id:<5d} {shown(m.track.display_name)}{extra}")
 
         emit(args, payload, text)
     return 0
@@ -58,16 +59,16 @@ def cmd_identify(args: argparse.Namespace) -> int:
             m = res.match
             if m is None:
                 best = res.candidates[0] if res.candidates else None
-                hint = (f" (best guess #{best.track.id} {best.track.display_name} at {best.offset:.1f} s, "
+                hint = (f" (best guess #{best.track.id} {shown(best.track.display_name)} at {best.offset:.1f} s, "
                         f"confidence {best.confidence:.2f} < {res.threshold:.2f})") if best else ""
                 print(f"no match for {args.clip} in {catalog.root}{hint}")
             else:
-                print(f"{args.clip}: #{m.track.id} {m.track.display_name} at {clock(m.offset)} "
+                print(f"{args.clip}: #{m.track.id} {shown(m.track.display_name)} at {clock(m.offset)} "
                       f"(confidence {m.confidence:.2f}, {m.windows} windows agree)")
-                print(f"  {m.track.path}")
+                print(f"  {shown(m.track.path)}")
             if args.top > 1 and len(res.candidates) > 1:
                 for c in res.candidates[1:]:
-                    print(f"  {c.rank}. #{c.track.id} {c.track.display_name} at {clock(c.offset)} "
+                    print(f"  {c.rank}. #{c.track.id} {shown(c.track.display_name)} at {clock(c.offset)} "
                           f"(confidence {c.confidence:.2f})")
 
         emit(args, payload, text)

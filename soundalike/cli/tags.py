@@ -14,13 +14,14 @@ from soundalike.cli.common import (
     clock,
     emit,
     progress,
+    shown,
     threads,
 )
 from soundalike.errors import SoundalikeError
 
 
 def _print_tags(result: Any, args: argparse.Namespace) -> None:
-    print(f"{result.path}: {result.duration:.1f} s")
+    print(f"{shown(str(result.path))}: {result.duration:.1f} s")
     for t, v in result.top(args.top):
         print(f"  {v:6.3f}  {t}")
     if args.timeline:

@@ -200,6 +200,11 @@ def test_info_shows_a_newline_name_on_one_line(indexed):
     assert r.returncode == 0
     lines = [ln for ln in r.stdout.splitlines() if "line.wav" in ln]
     assert len(lines) == 1 and "new\\nline.wav" in lines[0]
+    with Catalog.open(cat) as c:
+        other = next(t.id for t in c.tracks() if Path(t.path).name == "good.wav")
+    r = _cli("similar", other, "--catalog", cat, "-k", "8")
+    assert r.returncode == 0 and sum("line.wav" in ln for ln in r.stdout.splitlines()) == 1
+    assert "new\\nline.wav" in r.stdout
 
 
 @pytest.mark.slow
