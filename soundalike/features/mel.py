@@ -222,3 +222,26 @@ def log_mel_chunks(wave, config: FrontendConfig, *, hop_frames: int | None = Non
     chunks = chunk_power(power, chunk_frames=config.chunk_frames,
                          hop_frames=hop_frames or config.chunk_hop_frames)
     return power_to_db(chunks, amin=config.amin, top_db=config.top_db)
+
+
+def chunk_windows(path: Any, config: FrontendConfig, *, hop_frames: int, offset: float = 0.0,
+                  duration: float | None = None, max_duration: float | None = None) -> Any:
+    """Decode ``path`` window by window for chunks every ``hop_frames`` (bounded memory, the chunk grid of a
+    whole decode): ``(start sample, audio, own)`` per window, where ``own(n)`` is the slice of the window's
+    ``n`` chunks that are its own, or ``own`` is None for a tail too short to hold a chunk (a whole decode has
+    none there either). See :func:`soundalike.audio.io.decode_windows`.
+    """
+    from soundalike.audio.io import decode_windows, window_slice
+
+    step = hop_frames * config.hop_length
+    extra = max(0, config.chunk_frames * config.hop_length + config.n_fft // 2 - step)
+    for start, lo, hi, audio in decode_windows(path, sr=config.sample_rate, step=step, extra=extra, offset=offset,
+                                               duration=duration, max_duration=max_duration):
+        if start and len(audio.samples) // config.hop_length + 1 < config.chunk_frames:
+            yield start, audio, None
+            continue
+
+        def own(n: int, start: int = start, lo: int = lo, hi: int | None = hi) -> slice:
+            return window_slice(start, lo, hi, step, n)
+
+        yield start, audio, own

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.audio.io import DecodedAudio, decode, decode_windows, window_slice
+from soundalike.audio.io import DecodedAudio, decode
 from soundalike.errors import AudioDecodeError, ParameterError
-from soundalike.features.mel import MelFrontend, chunk_power, power_to_db
+from soundalike.features.mel import MelFrontend, chunk_power, chunk_windows, power_to_db
 from soundalike.models.checkpoint import AudioEncoder
 
 
@@ -114,20 +114,18 @@ class Embedder:
         as a whole decode), so memory stays bounded: a 2-hour file needs about what a 5-minute one does.
         """
         c = self.config
-        step = self.hop_frames * c.hop_length
-        extra = max(0, c.chunk_frames * c.hop_length + c.n_fft // 2 - step)
         embs, scores, tags, seconds = [], [], None, 0.0
-        for start, lo, hi, audio in decode_windows(path, sr=c.sample_rate, step=step, extra=extra, offset=offset,
-                                                   duration=duration, max_duration=self.max_duration):
+        for start, audio, own in chunk_windows(path, c, hop_frames=self.hop_frames, offset=offset,
+                                               duration=duration, max_duration=self.max_duration):
             seconds = (start + len(audio.samples)) / c.sample_rate
             tags = audio.info.tags if tags is None else tags
-            if start and len(audio.samples) // c.hop_length + 1 < c.chunk_frames:
-                continue  # a tail shorter than a chunk: a whole decode has no chunk there either
+            if own is None:
+                continue
             part = self.embed_waveform(audio.samples)
-            own = window_slice(start, lo, hi, step, len(part.chunks))
-            embs.append(part.chunks[own])
+            keep = own(len(part.chunks))
+            embs.append(part.chunks[keep])
             if part.tag_scores is not None:
-                scores.append(part.tag_scores[own])
+                scores.append(part.tag_scores[keep])
         chunks = np.concatenate(embs)
         return TrackEmbedding(chunks, song_embedding(chunks), seconds, c.chunk_seconds,
                               c.frames_to_seconds(self.hop_frames), str(path), dict(tags or {}),

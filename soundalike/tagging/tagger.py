@@ -143,27 +143,25 @@ class Tagger:
                  max_duration: float | None = DEFAULT_MAX_DURATION, hop_frames: int | None = None) -> TagResult:
         """Decode ``path`` (``offset``/``duration`` pick an excerpt) and tag it; long files window by window
         (bounded memory, the same chunk grid as a whole decode)."""
-        from soundalike.audio.io import decode_windows, window_slice
+        from soundalike.features.mel import chunk_windows
         from soundalike.tagging.data import chunks_at
 
         fe = self.encoder.frontend
         hop = int(hop_frames or self.hop_frames)
-        step = hop * fe.hop_length
-        extra = max(0, fe.chunk_frames * fe.hop_length + fe.n_fft // 2 - step)
         rows, firsts, seconds = [], [], 0.0
-        for start, lo, hi, audio in decode_windows(path, sr=fe.sample_rate, step=step, extra=extra, offset=offset,
-                                                   duration=duration, max_duration=max_duration):
+        for start, audio, own in chunk_windows(path, fe, hop_frames=hop, offset=offset, duration=duration,
+                                               max_duration=max_duration):
             seconds = (start + len(audio.samples)) / fe.sample_rate
-            if start and len(audio.samples) // fe.hop_length + 1 < fe.chunk_frames:
-                continue  # a tail shorter than a chunk: a whole decode has no chunk there either
+            if own is None:
+                continue
             chunks, first = chunks_at(self.encoder, audio.samples, hop_frames=hop)
-            own = window_slice(start, lo, hi, step, len(first))
-            _, scores = self.chunk_scores(chunks[own])
+            keep = own(len(first))
+            _, scores = self.chunk_scores(chunks[keep])
             rows.append(scores)
-            firsts.append(first[own] + start // fe.hop_length)
+            firsts.append(first[keep] + start // fe.hop_length)
         scores = np.concatenate(rows)
         return TagResult(self.tags, summarise(scores), np.concatenate(firsts) * fe.hop_length / fe.sample_rate,
-                         scores, fe.chunk_seconds, step / fe.sample_rate, seconds, str(path))
+                         scores, fe.chunk_seconds, hop * fe.hop_length / fe.sample_rate, seconds, str(path))
 
 
 def load_tagger(heads: str | Sequence[Any] | None = None, *, model: Any = None) -> Tagger:
