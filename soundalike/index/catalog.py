@@ -38,6 +38,10 @@ VECTORS_NAME = "vectors.faiss"
 __all__ = ["DB_NAME", "INGEST_SHARDS", "SCHEMA_VERSION", "VECTORS_NAME", "Catalog", "IndexReport", "Match", "Track"]
 
 
+#: The ids SQLite can hold (a 64-bit signed INTEGER); any other number is no track of any catalog.
+_SQLITE_IDS = range(-(2**63), 2**63)
+
+
 def _index_request(index: str | IndexSpec, dim: int) -> dict[str, Any]:
     """What a catalog stores about the vector index asked for (``auto``, a kind, or a full spec), checked."""
     value = index.to_dict() if isinstance(index, IndexSpec) else {"kind": str(index)}
@@ -138,9 +142,8 @@ class Catalog:
             "created_at": str(time.time()),
             "index_spec": index_meta,
         }
-        probe = {name: cls_(None, enc) for name, cls_ in SIDE_TABLES.items()}  # type: ignore[arg-type]
         for name, obj in chosen.items():
-            meta.update(probe[name].model_meta(obj))
+            meta.update(SIDE_TABLES[name].model_meta(obj))
         cat = cls(Store.create(root, meta), enc)
         for name, obj in chosen.items():
             cat.sides[name].use(obj)
@@ -328,7 +331,7 @@ class Catalog:
         if ids is None:
             rows = self.store.execute(f"SELECT {self._TRACK_COLS} FROM tracks ORDER BY id").fetchall()
             return [self._track_from_row(r) for r in rows]
-        ids = [i for i in (int(x) for x in ids) if -(2**63) <= i < 2**63]
+        ids = [i for i in (int(x) for x in ids) if i in _SQLITE_IDS]
         qs = ",".join("?" * len(ids))
         by_id = {r[0]: r for r in self.store.execute(f"SELECT {self._TRACK_COLS} FROM tracks WHERE id IN ({qs})", ids)}
         return [self._track_from_row(by_id[i]) for i in ids if i in by_id]
@@ -339,7 +342,7 @@ class Catalog:
             i = int(track_id)
         except (TypeError, ValueError):
             raise TrackNotFoundError(f"{track_id!r} is not a track id (ids are whole numbers)") from None
-        if not -(2**63) <= i < 2**63:
+        if i not in _SQLITE_IDS:
             raise TrackNotFoundError(f"no track {i} in catalog {self.root}: ids are below 2^63; `soundalike info "
                                      f"--catalog {self.root} --tracks` lists them")
         return i

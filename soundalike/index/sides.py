@@ -54,14 +54,16 @@ class SideTable:
         """The model a catalog names by ``ref``."""
         raise NotImplementedError
 
-    def identity(self, model: Any) -> str:
+    @classmethod
+    def identity(cls, model: Any) -> str:
         """What identifies the model's output (weights and front-end)."""
         return str(model.encoder.fingerprint)
 
-    def model_meta(self, model: Any) -> dict[str, str]:
+    @classmethod
+    def model_meta(cls, model: Any) -> dict[str, str]:
         enc = model.encoder
-        return {f"{self.prefix}_model_fingerprint": self.identity(model), f"{self.prefix}_model_ref": str(enc.source),
-                f"{self.prefix}_model_name": str(enc.name)}
+        return {f"{cls.prefix}_model_fingerprint": cls.identity(model), f"{cls.prefix}_model_ref": str(enc.source),
+                f"{cls.prefix}_model_name": str(enc.name)}
 
     def sample_rate(self, model: Any) -> int:
         return int(model.sample_rate)
@@ -199,7 +201,8 @@ class SideTable:
         report.wall_seconds = time.perf_counter() - t0
         return report
 
-    def name_of(self, model: Any) -> str:
+    @classmethod
+    def name_of(cls, model: Any) -> str:
         return str(model.encoder.name)
 
     def info(self) -> dict[str, Any] | None:
@@ -226,7 +229,8 @@ class Fingerprints(SideTable):
 
         return load_fingerprinter(ref)
 
-    def model_meta(self, model: Any) -> dict[str, str]:
+    @classmethod
+    def model_meta(cls, model: Any) -> dict[str, str]:
         return {**super().model_meta(model), "fp_bits": str(model.bits), "fp_hop": repr(model.hop_seconds)}
 
     def compute(self, model: Any, samples: np.ndarray) -> Any:
@@ -278,7 +282,8 @@ class HashCodes(SideTable):
 
         return load_hasher(ref)
 
-    def model_meta(self, model: Any) -> dict[str, str]:
+    @classmethod
+    def model_meta(cls, model: Any) -> dict[str, str]:
         return {**super().model_meta(model), "hash_bits": str(model.bits)}
 
     def compute(self, model: Any, samples: np.ndarray) -> Any:
@@ -359,13 +364,16 @@ class TagScores(SideTable):
 
         return load_tagger(json.loads(ref), model=self.encoder)
 
-    def identity(self, model: Any) -> str:
+    @classmethod
+    def identity(cls, model: Any) -> str:
         return str(model.fingerprint)
 
-    def name_of(self, model: Any) -> str:
+    @classmethod
+    def name_of(cls, model: Any) -> str:
         return str(model.name)
 
-    def model_meta(self, model: Any) -> dict[str, str]:
+    @classmethod
+    def model_meta(cls, model: Any) -> dict[str, str]:
         return {"tag_model_fingerprint": model.fingerprint, "tag_model_name": model.name,
                 "tag_model_ref": json.dumps(model.refs), "tag_names": json.dumps(list(model.tags))}
 
