@@ -85,7 +85,7 @@ class BackboneSolver(Solver):
 
     def __init__(self, net: Any, tracks: LabelledTracks, train_idx: np.ndarray, cfg: HashTrainConfig, *,
                  log: Callable[[str], None] | None = None) -> None:
-        super().__init__(steps=cfg.backbone_steps, seed=cfg.seed, log=log)
+        super().__init__(steps=cfg.backbone_steps, seed=cfg.seed, threads=cfg.threads, log=log)
         self.net, self.tracks, self.cfg = net, tracks, cfg
         idx = np.asarray(train_idx)
         self.by_label = {int(lab): idx[tracks.labels[idx] == lab] for lab in np.unique(tracks.labels[idx])}
@@ -94,8 +94,6 @@ class BackboneSolver(Solver):
     def build(self) -> None:
         import torch
 
-        torch.manual_seed(self.cfg.seed)
-        torch.set_num_threads(self.cfg.threads)
         params = list(self.net.backbone.parameters()) + list(self.net.backbone_classifier.parameters())
         self.opt = torch.optim.AdamW(params, lr=self.cfg.backbone_lr, weight_decay=self.cfg.weight_decay)
         self.sched = _warmup_cosine(self.opt, self.cfg.backbone_steps, 0.05)
@@ -202,14 +200,12 @@ class HeadSolver(Solver):
     desc = "training head"
 
     def __init__(self, net: Any, maps: list[np.ndarray], labels: np.ndarray, cfg: HashTrainConfig) -> None:
-        super().__init__(steps=cfg.head_steps, seed=cfg.seed)
+        super().__init__(steps=cfg.head_steps, seed=cfg.seed, threads=cfg.threads)
         self.net, self.maps, self.labels, self.cfg = net, maps, labels, cfg
 
     def build(self) -> None:
         import torch
 
-        torch.manual_seed(self.cfg.seed)
-        torch.set_num_threads(self.cfg.threads)
         self.xs = [torch.from_numpy(m) for m in self.maps]
         self.y = torch.from_numpy(np.asarray(self.labels)).long()
         self.opt = torch.optim.AdamW(_head_params(self.net), lr=self.cfg.head_lr, weight_decay=self.cfg.weight_decay)

@@ -84,15 +84,13 @@ class TagHeadSolver(Solver):
     def __init__(self, net: Any, data: TagData, cfg: TagTrainConfig) -> None:
         if len(data) == 0:
             raise ParameterError("no training rows")
-        super().__init__(steps=cfg.steps, seed=cfg.seed)
+        super().__init__(steps=cfg.steps, seed=cfg.seed, threads=cfg.threads)
         self.net, self.data, self.cfg = net, data, cfg
 
     def build(self) -> None:
         import torch
 
         cfg, data = self.cfg, self.data
-        torch.manual_seed(cfg.seed)
-        torch.set_num_threads(cfg.threads)
         self.xs = torch.from_numpy(np.ascontiguousarray(data.inputs))
         dtype = torch.float32 if data.multi_label else torch.long
         self.yt = torch.as_tensor(np.asarray(data.targets), dtype=dtype)

@@ -44,10 +44,11 @@ class Solver:
 
     desc = "training"  # the progress bar's label
 
-    def __init__(self, *, steps: int, seed: int = 0, out: str | Path | None = None, valid_every: int = 0,
-                 checkpoint_every: int = 0, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, *, steps: int, seed: int = 0, threads: int | None = None, out: str | Path | None = None,
+                 valid_every: int = 0, checkpoint_every: int = 0, log: Callable[[str], None] | None = None) -> None:
         self.steps = int(steps)
         self.seed = int(seed)
+        self.threads = threads  # torch's CPU threads (None: torch's choice)
         self.out = Path(out) if out is not None else None
         self.valid_every = int(valid_every)
         self.checkpoint_every = int(checkpoint_every)
@@ -62,7 +63,7 @@ class Solver:
 
     # ------------------------------------------------------------------ stages to fill in
     def build(self) -> None:
-        """Make ``self.net`` and ``self.opt`` (and ``self.sched``), load data."""
+        """Make ``self.net`` and ``self.opt`` (and ``self.sched``), load data (torch is already seeded)."""
         raise NotImplementedError
 
     def train_step(self) -> dict[str, float]:
@@ -87,6 +88,16 @@ class Solver:
         return {"loss": f"{metrics['loss']:.3f}"} if "loss" in metrics else {}
 
     # ------------------------------------------------------------------------- shared
+    def prepare(self) -> None:
+        """Seed torch, set its threads, :meth:`build` (once)."""
+        import torch
+
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        torch.manual_seed(self.seed)
+        self.build()
+        self.built = True
+
     def optimise(self, loss: Any) -> None:
         """Zero the gradients, back-propagate ``loss``, step the optimiser and the scheduler; the step counts."""
         self.opt.zero_grad(set_to_none=True)
@@ -147,8 +158,7 @@ class Solver:
         """Build (once), then train to ``steps``: validate every ``valid_every`` steps and at the end,
         checkpoint every ``checkpoint_every`` steps and at the end (when there is an output folder)."""
         if not self.built:
-            self.build()
-            self.built = True
+            self.prepare()
         bar = None
         if progress:
             from tqdm import tqdm

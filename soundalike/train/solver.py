@@ -36,8 +36,8 @@ class ContrastiveSolver(Solver):
     """Stages: ``build`` (data, model, optimiser, resume), ``train_step``, ``valid``, ``export``."""
 
     def __init__(self, cfg: TrainConfig, *, log: Callable[[str], None] | None = None) -> None:
-        super().__init__(steps=cfg.steps, seed=cfg.seed, out=cfg.out, valid_every=cfg.valid_every,
-                         checkpoint_every=cfg.checkpoint_every, log=log)
+        super().__init__(steps=cfg.steps, seed=cfg.seed, threads=cfg.threads, out=cfg.out,
+                         valid_every=cfg.valid_every, checkpoint_every=cfg.checkpoint_every, log=log)
         self.cfg = cfg
         self._tracks: list[TrackMels] | None = None
         self._progress = False
@@ -45,19 +45,16 @@ class ContrastiveSolver(Solver):
     def setup(self, *, tracks: list[TrackMels] | None = None, progress: bool = False) -> None:
         """:meth:`build` with these tracks (already loaded) or a progress bar for loading them."""
         self._tracks, self._progress = tracks, progress
-        self.build()
-        self.built = True
+        self.prepare()
 
     # -------------------------------------------------------------- build
     def build(self) -> None:
-        tracks, progress = self._tracks, self._progress
         import torch
 
         from soundalike.models.factory import create_encoder
 
+        tracks, progress = self._tracks, self._progress
         cfg = self.cfg
-        torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
         self.frontend = FrontendConfig().replace(**cfg.frontend)
         self.augment = AugmentConfig.from_dict(cfg.augment)
         if cfg.init_from:
