@@ -26,6 +26,8 @@ DEFAULT_MAX_DURATION = 3600.0
 MIN_SECONDS = 0.5
 #: Audio whose loudest sample is below this level (dBFS) is silence.
 SILENCE_DBFS = -80.0
+#: The same level as a sample value.
+SILENT_PEAK = 10.0 ** (SILENCE_DBFS / 20.0)
 #: Offsets past this many seconds (about 11.6 days) cannot point into any audio soundalike reads.
 MAX_OFFSET = 1e6
 

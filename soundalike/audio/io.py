@@ -38,6 +38,7 @@ from soundalike.limits import (
     MAX_OFFSET,
     MIN_SECONDS,
     SILENCE_DBFS,
+    SILENT_PEAK,
     check_deadline,
     check_max_duration,
 )
@@ -159,7 +160,7 @@ def check_sound(y: np.ndarray, sr: int, path: str | Path = "<waveform>") -> None
         got = f"{len(y)} sample{'s' * (len(y) != 1)}" if seconds < 0.01 else f"{seconds:.2f} s"
         raise AudioTooShortError(path, f"only {got} of audio; soundalike needs at least {MIN_SECONDS:g} s")
     peak = float(np.max(np.abs(y))) if len(y) else 0.0
-    if peak < 10.0 ** (SILENCE_DBFS / 20.0):
+    if peak < SILENT_PEAK:
         level = f"{20 * math.log10(peak):.0f} dBFS" if peak > 0 else "digital silence"
         raise SilentAudioError(path, f"the audio is silent ({level}, below {SILENCE_DBFS:g} dBFS): nothing to "
                                      "analyse")
@@ -494,7 +495,7 @@ def decode_windows(path: str | Path, *, sr: int, step: int, extra: int, offset: 
         last = lo + per + extra >= total
         start = max(0, lo - step)
         audio = decode(path, sr=sr, offset=offset + start / sr, duration=min(lo + per + extra, total) / sr - start / sr)
-        loud = loud or float(np.max(np.abs(audio.samples))) >= 10.0 ** (SILENCE_DBFS / 20.0)
+        loud = loud or float(np.max(np.abs(audio.samples))) >= SILENT_PEAK
         if last and not loud:
             check_sound(audio.samples, sr, os.fspath(path))  # the whole file was silent
         yield start, lo, None if last else lo + per, audio

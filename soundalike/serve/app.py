@@ -263,19 +263,16 @@ def create_app(cfg: ServeConfig) -> Any:
         kind = request.headers.get("content-type", "")
         try:
             with open(path, "xb") as fh:
+                sink = _CappedFile(fh, cap, cfg.max_upload_mb)
                 if kind.lower().startswith("multipart/form-data"):
-                    size = await _receive_multipart(request, kind, fh, cap, cfg.max_upload_mb)
+                    await _receive_multipart(request, kind, sink)
                 else:
-                    size = 0
                     async for block in request.stream():
-                        size += len(block)
-                        if size > cap:
-                            raise HTTPException(413, f"upload is over the {cfg.max_upload_mb:g} MB cap")
-                        fh.write(block)
+                        sink.write(block)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        if size == 0:
+        if sink.size == 0:
             path.unlink(missing_ok=True)
             raise HTTPException(422, "empty upload: send an audio file as the request body or as a form's file")
         return path
@@ -472,8 +469,21 @@ def create_app(cfg: ServeConfig) -> Any:
     return app
 
 
-async def _receive_multipart(request: Request, kind: str, fh: Any, cap: int, cap_mb: float) -> int:
-    """Stream the first file part of a ``multipart/form-data`` body into ``fh``; returns its size in bytes.
+class _CappedFile:
+    """Writes to ``fh`` and counts; past ``cap`` bytes, 413."""
+
+    def __init__(self, fh: Any, cap: int, cap_mb: float) -> None:
+        self.fh, self.cap, self.cap_mb, self.size = fh, cap, cap_mb, 0
+
+    def write(self, block: bytes) -> None:
+        self.size += len(block)
+        if self.size > self.cap:
+            raise HTTPException(413, f"upload is over the {self.cap_mb:g} MB cap")
+        self.fh.write(block)
+
+
+async def _receive_multipart(request: Request, kind: str, sink: _CappedFile) -> None:
+    """Stream the first file part of a ``multipart/form-data`` body into ``sink``.
 
     Parsed as it arrives (python-multipart's push parser), so the cap holds without the body ever being
     held in memory or spooled elsewhere; other fields are ignored.
@@ -484,8 +494,7 @@ async def _receive_multipart(request: Request, kind: str, fh: Any, cap: int, cap
     boundary = params.get(b"boundary")
     if not boundary:
         raise HTTPException(422, "a multipart/form-data upload needs a boundary in its Content-Type")
-    state: dict[str, Any] = {"field": b"", "value": b"", "is_file": False, "target": None, "done": False,
-                             "size": 0}
+    state: dict[str, Any] = {"field": b"", "value": b"", "is_file": False, "target": None, "done": False}
 
     def on_part_begin() -> None:
         state.update(is_file=False)
@@ -507,10 +516,7 @@ async def _receive_multipart(request: Request, kind: str, fh: Any, cap: int, cap
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if state["target"]:
-            state["size"] += end - start
-            if state["size"] > cap:
-                raise HTTPException(413, f"upload is over the {cap_mb:g} MB cap")
-            fh.write(data[start:end])
+            sink.write(data[start:end])
 
     def on_part_end() -> None:
         if state["target"]:
@@ -531,7 +537,6 @@ async def _receive_multipart(request: Request, kind: str, fh: Any, cap: int, cap
     if not state["done"]:
         raise HTTPException(422, "the multipart/form-data body holds no file: send the audio as a file field "
                                  "(curl -F file=@song.mp3)")
-    return int(state["size"])
 
 
 def _swagger_assets() -> Path | None:
