@@ -107,7 +107,7 @@ def analyse(catalog: Catalog, path: str | Path, *, k: int = 10, offset: float = 
 
     from soundalike.audio.io import decode
     from soundalike.inference.embed import Embedder
-    from soundalike.tagging.tagger import summarise
+    from soundalike.tagging.tagger import TagResult, summarise
     from soundalike.tasks.identify import identify_waveform
 
     if k < 1:
@@ -120,10 +120,11 @@ def analyse(catalog: Catalog, path: str | Path, *, k: int = 10, offset: float = 
     allow = catalog.filter_tracks(where) if where else None
     matches = [] if allow is not None and not len(allow) else catalog.search(emb.song, k=k, allow=allow)
     tags = None
-    if emb.tag_scores is not None:
-        mean = summarise(emb.tag_scores)
-        best = np.argsort(-mean)[:top_tags]
-        tags = {catalog.tag_names[j]: round(float(mean[j]), 4) for j in best}
+    if emb.tag_scores is not None:  # the heads' chunk scores from the embedding's own pass
+        n = len(emb.tag_scores)
+        tagged = TagResult(catalog.tag_names, summarise(emb.tag_scores), np.arange(n) * emb.hop_seconds,
+                           emb.tag_scores, emb.chunk_seconds, emb.hop_seconds, emb.duration)
+        tags = tagged.to_dict(top=top_tags)["tags"]
     source = None
     if identify and catalog.has_fingerprints:
         source = identify_waveform(catalog, audio.samples, audio.sr, top=3, query=str(path)).match
