@@ -171,7 +171,10 @@ def register(sub: Any) -> None:
     sp = sub.add_parser("index", help="add audio files and folders to a catalog (incremental, crash-safe)",
                         description="Walk folders for audio (mp3, ogg, opus, flac, wav, m4a, ...), embed new and "
                                     "changed files, skip unchanged ones, and update the search index. Safe to kill "
-                                    "and re-run. Creates the catalog if it does not exist.")
+                                    "and re-run. Creates the catalog if it does not exist. Files that cannot be "
+                                    "indexed are listed with the reason (named pipes and devices are skipped, never "
+                                    "opened); the rest is indexed, and the exit status is then 1 (--allow-failures: "
+                                    "0).")
     sp.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
     sp.add_argument("--manifest", metavar="JSONL", help="labels: JSON lines with a 'path' relative to the file")
     sp.add_argument("--prune", action="store_true", help="remove tracks under PATH whose file is gone")
