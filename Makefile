@@ -53,16 +53,17 @@ demo: $(VENV)/.installed
 	$(BIN)/soundalike serve --catalog $(DEMO)/catalog --port $(PORT)
 
 # Debian packages some tests use: the held-out soundfont for instrument tags (fluid-soundfont-gm) and
-# Chromium + its driver for the browser test of the web app. Installed when run as root with apt-get
+# Chromium + its driver for the browser test of the web app, and tcmalloc (what `soundalike train` preloads). Installed when run as root with apt-get
 # (CI); elsewhere those tests skip and say so. Playwright drives /usr/bin/chromium: never `playwright install`.
 FLUID_SF2 := /usr/share/sounds/sf2/FluidR3_GM.sf2
 CHROMIUM  := /usr/bin/chromium
 
 test: $(VENV)/.installed-test
-	@{ test -f $(FLUID_SF2) && test -x $(CHROMIUM); } || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	@{ test -f $(FLUID_SF2) && test -x $(CHROMIUM) && command -v ffmpeg >/dev/null && ls /usr/lib/*/libtcmalloc_minimal.so.4 >/dev/null 2>&1; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluid-soundfont-gm chromium \
-	   chromium-driver) >/dev/null; } || \
-	  echo "note: fluid-soundfont-gm / chromium are not installed (needs root and apt-get); their tests will skip"
+	   chromium-driver libtcmalloc-minimal4 ffmpeg) >/dev/null; } || \
+	  echo "note: fluid-soundfont-gm / chromium / libtcmalloc-minimal4 / ffmpeg are not installed (needs root and apt-get); their tests will skip"
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -ra
 
 # The fast tier: every test not marked slow (slow: over ~5 s, rendering, training, Ray, the browser).

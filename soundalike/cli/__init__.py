@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     args = parser.parse_args(argv)
+    args.argv = argv  # what a command that relaunches itself (train: tcmalloc, --background) runs again
     try:
         return int(args.func(args) or 0)
     except SoundalikeError as exc:

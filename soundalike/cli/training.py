@@ -31,7 +31,8 @@ def cmd_demo_corpus(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate,
         audio_format=args.format,
         seed=args.seed,
-        soundfont=args.soundfont,
+        soundfont=args.soundfont[0] if args.soundfont else None,
+        extra_soundfonts=tuple(args.soundfont[1:]) if args.soundfont else (),
     )
     summary = render_demo_corpus(args.out, cfg, jobs=args.jobs, progress=progress(args))
     d = summary.to_dict()
@@ -48,15 +49,32 @@ def cmd_demo_corpus(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from soundalike.train import launch
     from soundalike.train.args import load_config
     from soundalike.train.solver import train
 
     cfg = load_config(args.config, data=args.data or None, manifest=args.manifest, out=args.out,
                       encoder=args.encoder, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       seed=args.seed, threads=args.threads, model_name=args.name, objective=args.objective,
-                      init_from=args.init_from)
+                      init_from=args.init_from, device=args.device)
+    argv = [a for a in getattr(args, "argv", []) if a != "--background"]
+    if args.background:
+        bg = [a for a in argv if a not in ("--json", "--quiet", "-q")] + ["--quiet"]  # the log: text lines
+        pid, logfile = launch.start_background(bg, cfg.out)
+        info = {"pid": pid, "log": str(logfile), "out": cfg.out, "tcmalloc": launch.find_tcmalloc()}
+
+        def started() -> None:
+            print(f"training in the background (pid {pid}); follow it with: tail -f {logfile}")
+            print(f"stop it with: kill {pid}; run the same command again to resume from {cfg.out}/last.ckpt")
+
+        emit(args, info, started)
+        return 0
+    if argv and argv == sys.argv[1:]:  # run from the command line (not called in-process): may relaunch
+        note = launch.relaunch_with_tcmalloc(argv)  # returns only when it did not relaunch
+        if note and not args.json:
+            print(note, file=sys.stderr)
     show = progress(args)
-    log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
+    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if not args.json else None
     path, report = train(cfg, progress=show, log=log)
 
     def text() -> None:
@@ -154,16 +172,22 @@ def register(sub: Any) -> None:
     sp.add_argument("--format", choices=["flac", "wav", "ogg", "mp3"], default="flac", help="audio format (default flac)")
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sp.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: all cores)")
-    sp.add_argument("--soundfont", metavar="SF2", help="a .sf2 file instead of pretty_midi's TimGM6mb.sf2")
+    sp.add_argument("--soundfont", metavar="SF2", nargs="+",
+                    help="one or more .sf2 files instead of pretty_midi's TimGM6mb.sf2; with several, each "
+                         "version of a work is rendered with one drawn at random (the manifest's `soundfont`)")
     add_common(sp)
     sp.set_defaults(func=cmd_demo_corpus)
 
     sp = sub.add_parser("train", help="train an encoder (InfoNCE, or an autoencoder) on folders of audio",
                         description="Train a registered encoder. Objective infonce: two augmented chunks per "
                                     "track (pitch, tempo, EQ, reverb, noise, MP3, masking; see configs/debian.yaml), "
-                                    "in-batch negatives, temperature 0.1. Objective autoencoder: a decoder "
-                                    "reconstructs the chunk from the embedding. Resumes from OUT/last.ckpt; writes "
-                                    "OUT/model.safetensors + OUT/model.json.")
+                                    "in-batch negatives, temperature 0.1. Objective song (configs/encoders.yaml): "
+                                    "several tracks per package or work, chunk and song-level InfoNCE plus "
+                                    "supervised-contrastive loss over groups on a learnt song pooling. Objective "
+                                    "autoencoder: a decoder reconstructs the chunk from the embedding. Resumes from "
+                                    "OUT/last.ckpt; writes OUT/model.safetensors + OUT/model.json. Preloads tcmalloc "
+                                    "when Debian's libtcmalloc-minimal4 is installed (2-3x faster on CPU; "
+                                    "SOUNDALIKE_TCMALLOC=0 skips it); uses a GPU when one is available.")
     sp.add_argument("--config", metavar="YAML", help="training config (see configs/); flags override it")
     sp.add_argument("--data", nargs="+", metavar="PATH", help="folders or files of audio")
     sp.add_argument("--manifest", metavar="JSONL", help="labels; validation then holds out whole works")
@@ -174,8 +198,12 @@ def register(sub: Any) -> None:
     sp.add_argument("--batch-size", type=int, help="tracks per batch")
     sp.add_argument("--lr", type=float, help="peak learning rate")
     sp.add_argument("--seed", type=int, help="random seed")
-    sp.add_argument("--objective", choices=["infonce", "autoencoder"], help="training objective (default infonce)")
+    sp.add_argument("--objective", choices=["infonce", "song", "autoencoder"],
+                    help="training objective (default infonce; song: chunk + song-level InfoNCE + SupCon over groups)")
     sp.add_argument("--init-from", metavar="NAME|PATH", help="start from this model's weights")
+    sp.add_argument("--device", help="torch device: auto (a GPU when there is one, else the CPU), cpu, cuda, cuda:1")
+    sp.add_argument("--background", action="store_true",
+                    help="detach: log to OUT/train.log, pid in OUT/train.pid; the same command again resumes")
     sp.add_argument("--threads", type=int, help="CPU threads")
     sp.add_argument("--json", action="store_true", help="print the training report as JSON")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -7,7 +7,10 @@
 2. streams the package's file system out of the ``.deb`` (``dpkg-deb
    --fsys-tarfile``, so multi-GB packages never land unpacked on disk) and keeps
    audio files: known extensions, Ogg files without one (found by their
-   ``OggS`` magic), and audio inside ``.pk3``/``.zip`` archives;
+   ``OggS`` magic), and audio inside ``.pk3``/``.zip`` archives; tracker
+   modules (``.mod .xm .s3m .it``) are rendered to Ogg Vorbis by FFmpeg's
+   libopenmpt demuxer (Debian's ``ffmpeg``; needed only here, at data
+   preparation time, never at run time);
 3. keeps tracks of at least ``min_seconds``, drops duplicates by content hash
    (the first copy in sorted order wins, across all packages), and copies the
    package's ``copyright`` file to ``OUT/licenses/``;
@@ -38,22 +41,43 @@ from typing import IO, Any
 
 from soundalike.errors import AudioDecodeError, DatasetError
 
-#: The packages the shipped model may train and validate on (issue 3). Whole
-#: packages go to validation; nothing else is ever trained on.
-TRAIN_PACKAGES: tuple[str, ...] = (
+#: The first 16 packages the encoder trained and validated on (issue 3).
+FIRST_PACKAGES: tuple[str, ...] = (
     "ufoai-music", "naev-data", "supertux-data", "wesnoth-1.16-music", "widelands-data",
     "hedgewars-data", "berusky2-data", "colobot-common-sounds", "supertuxkart-data",
     "blobwars-data", "freedroidrpg-data", "marsshooter-data", "unknown-horizons",
     "ardentryst", "fillets-ng-data", "flare-game",
 )
 
+#: The packages added for broader training music (issue 19). Some hold no music of 30 s or more; the fetch
+#: reports them as skipped.
+MORE_PACKAGES: tuple[str, ...] = (
+    "frozen-bubble-data", "fb-music-high", "pingus-data", "neverball-data", "lbreakout2-data",
+    "chromium-bsu-data", "kobodeluxe-data", "tecnoballz-data", "trigger-rally-data", "armagetronad-common",
+    "openarena-data", "bzflag-data", "powermanga-data", "openclonk-data", "0ad-data", "pathological",
+    "tuxfootball", "alienblaster-data", "holotz-castle-data", "mirrormagic-data", "cube2-data",
+    "scorched3d-data", "ri-li-data", "mu-cade-data", "monsterz-data", "xblast-tnt-musics",
+)
+
+#: Every package the shipped model may train and validate on. Whole packages go to validation; no other
+#: Debian music package is ever trained on.
+TRAIN_PACKAGES: tuple[str, ...] = FIRST_PACKAGES + MORE_PACKAGES
+
+#: Whole packages held out of training to validate on (and to pick recipes with).
+VALID_PACKAGES: tuple[str, ...] = ("hedgewars-data", "freedroidrpg-data", "ardentryst", "flare-game")
+
 #: Game-music packages that are *not* in :data:`TRAIN_PACKAGES`: independent evaluation.
 EVAL_PACKAGES: tuple[str, ...] = ("warzone2100-music", "megaglest-data", "xmoto-data", "extremetuxracer-data", "lincity-ng-data")
 
 MUSIC_EXTENSIONS = (".ogg", ".oga", ".opus", ".mp3", ".flac", ".wav")
+#: Tracker modules: notes + samples, rendered to audio by FFmpeg's libopenmpt at data preparation time.
+TRACKER_EXTENSIONS = (".mod", ".xm", ".s3m", ".it")
+#: A rendered module is cut here (a module that loops for ever still ends).
+MAX_RENDER_SECONDS = 600.0
 ARCHIVE_EXTENSIONS = (".pk3", ".zip")
 _PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.\-]+$")
 _MAX_MEMBER_BYTES = 512 * 1024 * 1024  # one audio file larger than this is not a game track
+_MAX_ARCHIVE_BYTES = 16 * 1024**3  # larger archives are read from a temporary file, up to this size
 
 
 @dataclass
@@ -65,6 +89,8 @@ class FetchReport:
     skipped_short: int = 0
     skipped_duplicate: int = 0
     skipped_undecodable: int = 0
+    rendered_modules: int = 0
+    skipped_packages: list[str] = field(default_factory=list)  # no music of min_seconds or more
     manifest: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +125,36 @@ def download_package(package: str, debs: Path, *, runner: Callable[..., Any] = s
 
 def _is_music_name(name: str) -> bool:
     return name.lower().endswith(MUSIC_EXTENSIONS)
+
+
+def _is_module_name(name: str) -> bool:
+    return name.lower().endswith(TRACKER_EXTENSIONS)
+
+
+def render_module(data: bytes, dest: Path, *, max_seconds: float = MAX_RENDER_SECONDS,
+                  runner: Callable[..., Any] = subprocess.run) -> None:
+    """Render a tracker module (``.mod .xm .s3m .it`` bytes) to Ogg Vorbis at ``dest`` with FFmpeg + libopenmpt.
+
+    Raises :class:`AudioDecodeError` when FFmpeg cannot read the module, :class:`DatasetError` when no
+    ``ffmpeg`` is installed (``apt-get install ffmpeg``: Debian's is built with libopenmpt).
+    """
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise DatasetError("tracker modules need the `ffmpeg` command (Debian's is built with libopenmpt): "
+                           "apt-get install ffmpeg, or leave these packages out")
+    with tempfile.NamedTemporaryFile(suffix=".module", dir=dest.parent) as src:
+        src.write(data)
+        src.flush()
+        cmd = [ffmpeg, "-nostdin", "-v", "error", "-y", "-f", "libopenmpt", "-i", src.name, "-t", f"{max_seconds:g}",
+               "-vn", "-ac", "2", "-ar", "44100", "-c:a", "libvorbis", "-q:a", "5", "-f", "ogg", str(dest)]
+        try:
+            proc = runner(cmd, capture_output=True, text=True, timeout=max(60.0, max_seconds))
+        except subprocess.TimeoutExpired as exc:
+            dest.unlink(missing_ok=True)
+            raise AudioDecodeError(dest.name, "rendering the module timed out") from exc
+    if proc.returncode != 0 or not dest.exists() or dest.stat().st_size == 0:
+        dest.unlink(missing_ok=True)
+        raise AudioDecodeError(dest.name, f"ffmpeg could not render the module: {(proc.stderr or '').strip()[-200:]}")
 
 
 def _ogg_magic(head: bytes) -> bool:
@@ -142,12 +198,23 @@ def iter_deb_audio(deb: Path, *, keep: dict[str, bytes] | None = None) -> Iterat
 
 
 def _member_audio(tar: tarfile.TarFile, member: tarfile.TarInfo) -> Iterator[tuple[str, IO[bytes]]]:
-    if not member.isfile() or member.size == 0 or member.size > _MAX_MEMBER_BYTES:
+    if not member.isfile() or member.size == 0:
         return
     name = member.name.lstrip("./")
     base = os.path.basename(name)
     lower = base.lower()
-    if _is_music_name(lower):
+    if member.size > _MAX_MEMBER_BYTES:
+        # too large to hold in memory: only an archive (0 A.D. keeps its music in a 3 GB zip) is worth it,
+        # spooled to a temporary file on disk
+        if lower.endswith(ARCHIVE_EXTENSIONS) and member.size <= _MAX_ARCHIVE_BYTES:
+            fh = tar.extractfile(member)
+            if fh is not None:
+                with tempfile.TemporaryFile() as spool:
+                    shutil.copyfileobj(fh, spool, 1 << 20)
+                    spool.seek(0)
+                    yield from _zip_audio(name, spool)
+        return
+    if _is_music_name(lower) or _is_module_name(lower):
         fh = tar.extractfile(member)
         if fh is not None:
             yield name, io.BytesIO(fh.read())
@@ -163,10 +230,10 @@ def _member_audio(tar: tarfile.TarFile, member: tarfile.TarInfo) -> Iterator[tup
                 yield name, io.BytesIO(data)
 
 
-def _zip_audio(name: str, blob: bytes) -> Iterator[tuple[str, IO[bytes]]]:
-    """Audio members of a .pk3/.zip as ``archive!inner``."""
+def _zip_audio(name: str, blob: bytes | IO[bytes]) -> Iterator[tuple[str, IO[bytes]]]:
+    """Audio members of a .pk3/.zip (its bytes, or a seekable file) as ``archive!inner``."""
     try:
-        zf = zipfile.ZipFile(io.BytesIO(blob))
+        zf = zipfile.ZipFile(io.BytesIO(blob) if isinstance(blob, bytes) else blob)
     except zipfile.BadZipFile:
         return
     with zf:
@@ -174,7 +241,7 @@ def _zip_audio(name: str, blob: bytes) -> Iterator[tuple[str, IO[bytes]]]:
             if info.is_dir() or info.file_size == 0 or info.file_size > _MAX_MEMBER_BYTES:
                 continue
             inner = os.path.basename(info.filename)
-            if _is_music_name(inner):
+            if _is_music_name(inner) or _is_module_name(inner):
                 yield f"{name}!{info.filename}", io.BytesIO(zf.read(info))
             elif "." not in inner:
                 data = zf.read(info)
@@ -240,17 +307,22 @@ def fetch_debian_music(out: str | Path, packages: Sequence[str] = TRAIN_PACKAGES
                 report.skipped_duplicate += 1
                 continue
             name = _safe_name(source)
+            module = _is_module_name(name)
             if not _is_music_name(name):
-                name += ".ogg"  # extension-less Ogg
+                name += ".ogg"  # extension-less Ogg, or a module rendered to Ogg
             dest = pkg_dir / name
             if dest.exists():
                 dest = dest.with_name(f"{dest.stem}-{digest[:8]}{dest.suffix}")
             with tempfile.NamedTemporaryFile(dir=pkg_dir, suffix=dest.suffix, delete=False) as tmp:
-                tmp.write(data)
+                if not module:
+                    tmp.write(data)
             try:
+                if module:
+                    render_module(data, Path(tmp.name))
+                    report.rendered_modules += 1
                 dur = audio_info(tmp.name).duration
             except AudioDecodeError:
-                os.unlink(tmp.name)
+                Path(tmp.name).unlink(missing_ok=True)
                 report.skipped_undecodable += 1
                 continue
             if dur is None or dur < min_seconds:
@@ -263,13 +335,20 @@ def fetch_debian_music(out: str | Path, packages: Sequence[str] = TRAIN_PACKAGES
             seen_hashes[digest] = rel
             rows[rel] = {"path": rel, "label": pkg, "package": pkg, "duration": round(float(dur), 3),
                          "sha256": digest, "source": source}
+            if module:
+                rows[rel]["rendered"] = "libopenmpt"
             kept += 1
             seconds += float(dur)
         if keep[copyright_path]:  # the licence of the music
             (root / "licenses").mkdir(parents=True, exist_ok=True)
             (root / "licenses" / f"{pkg}.copyright").write_bytes(keep[copyright_path])
         report.per_package[pkg] = {"tracks": kept, "hours": round(seconds / 3600, 3)}
-        say(f"{pkg}: {kept} tracks, {seconds / 3600:.2f} h")
+        if kept:
+            say(f"{pkg}: {kept} tracks, {seconds / 3600:.2f} h")
+        else:
+            report.skipped_packages.append(pkg)
+            shutil.rmtree(pkg_dir, ignore_errors=True)
+            say(f"{pkg}: skipped, no music of {min_seconds:g} s or more")
         if bar is not None:
             bar.set_postfix(pkg=pkg, tracks=kept)
             bar.update(1)

@@ -108,6 +108,7 @@ class DemoCorpusConfig:
     audio_format: str = "flac"  # flac, wav, ogg or mp3
     seed: int = 0
     soundfont: str | None = None  # .sf2 path; None: TimGM6mb.sf2 from pretty_midi
+    extra_soundfonts: tuple[str, ...] = ()  # more .sf2 files: each version draws one of all of them at random
 
     def __post_init__(self) -> None:
         unknown = set(self.collections) - set(COLLECTIONS)
@@ -208,6 +209,17 @@ def _midi_events(midi_bytes: bytes, max_seconds: float) -> tuple[list[tuple[floa
         if not msg.is_meta and hasattr(msg, "channel"):
             events.append((t, msg))
     return events, tempo_bpm
+
+
+_SYNTHS: dict[tuple[str, int], tuple[Any, int]] = {}
+
+
+def cached_synth(soundfont: str, sample_rate: int) -> tuple[Any, int]:
+    """:func:`load_synth`, once per soundfont and rate in this process (a render worker keeps its synths)."""
+    key = (soundfont, sample_rate)
+    if key not in _SYNTHS:
+        _SYNTHS[key] = load_synth(soundfont, sample_rate)
+    return _SYNTHS[key]
 
 
 def load_synth(soundfont: str, sample_rate: int) -> tuple[Any, int]:
@@ -314,10 +326,10 @@ def _truncate_score(score: Any, max_seconds: float) -> Any:
     return score
 
 
-def _render_task(args: tuple[_Task, DemoCorpusConfig, str, str]) -> tuple[list[dict[str, Any]], Counter]:
+def _render_task(args: tuple[_Task, DemoCorpusConfig, str, tuple[str, ...]]) -> tuple[list[dict[str, Any]], Counter]:
     from soundalike.audio.io import save
 
-    task, cfg, out_dir, soundfont = args
+    task, cfg, out_dir, soundfonts = args
     skipped: Counter = Counter()
     rows: list[dict[str, Any]] = []
     try:
@@ -364,8 +376,10 @@ def _render_task(args: tuple[_Task, DemoCorpusConfig, str, str]) -> tuple[list[d
             if programs is not None:
                 progs = ENSEMBLES[ensemble]
                 programs = {ch: progs[i % len(progs)] for i, ch in enumerate(order)}
+            soundfont = soundfonts[0] if len(soundfonts) == 1 else rng.choice(soundfonts)
             y, used = synthesize(events, soundfont=soundfont, sample_rate=cfg.sample_rate,
-                                 max_seconds=cfg.max_seconds, programs=programs)
+                                 max_seconds=cfg.max_seconds, programs=programs,
+                                 synth=cached_synth(soundfont, cfg.sample_rate))
             if programs is None:
                 used = {**_score_programs(events), **used}
             dur = len(y) / cfg.sample_rate
@@ -397,6 +411,7 @@ def _render_task(args: tuple[_Task, DemoCorpusConfig, str, str]) -> tuple[list[d
                 "families": sorted({gm_family(p) for p in program_list}),
                 "tempo_bpm": tempo,
                 "duration": round(dur, 3),
+                "soundfont": Path(soundfont).name,
             })
     return rows, skipped
 
@@ -423,8 +438,10 @@ def render_demo_corpus(out: str | Path, config: DemoCorpusConfig | None = None, 
     """
     cfg = config or DemoCorpusConfig()
     soundfont = str(Path(cfg.soundfont).expanduser()) if cfg.soundfont else str(default_soundfont())
-    if not Path(soundfont).is_file():
-        raise RenderError(f"soundfont {soundfont} does not exist")
+    soundfonts = (soundfont, *(str(Path(f).expanduser()) for f in cfg.extra_soundfonts))
+    for sf in soundfonts:
+        if not Path(sf).is_file():
+            raise RenderError(f"soundfont {sf} does not exist")
     try:
         import tinysoundfont  # noqa: F401
     except ImportError as exc:
@@ -434,7 +451,7 @@ def render_demo_corpus(out: str | Path, config: DemoCorpusConfig | None = None, 
     tasks = plan_tasks(cfg)
     summary = RenderSummary(out=str(out_dir))
     t0 = time.perf_counter()
-    args = [(t, cfg, str(out_dir), soundfont) for t in tasks]
+    args = [(t, cfg, str(out_dir), soundfonts) for t in tasks]
     n_jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks) or 1))
     results: list[tuple[list[dict[str, Any]], Counter]] = []
     bar = None
@@ -485,6 +502,7 @@ def render_demo_corpus(out: str | Path, config: DemoCorpusConfig | None = None, 
             fh.write(json.dumps(row, sort_keys=True) + "\n")
     os.replace(tmp, manifest)
     query = write_demo_query(out_dir, rows)
-    info = {"config": asdict(cfg), "soundfont": Path(soundfont).name, "summary": summary.to_dict(), "query": query}
+    info = {"config": asdict(cfg), "soundfont": Path(soundfont).name,
+            "soundfonts": [Path(sf).name for sf in soundfonts], "summary": summary.to_dict(), "query": query}
     (out_dir / "corpus.json").write_text(json.dumps(info, indent=2, default=list) + "\n")
     return summary

@@ -68,6 +68,8 @@ class _Store:
     catalog_chunks: list[np.ndarray] = field(default_factory=list)
     songs: list[np.ndarray] = field(default_factory=list)
     queries: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"clean": [], "noisy": []})
+    query_songs: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"clean": [], "noisy": []})
+    embed_seconds: float = 0.0  # wall time of embedding the catalog tracks (front-end + model)
 
 
 def degrade(y: np.ndarray, sr: int, rng: np.random.Generator, *, snr_db: float, color: str, kbps: float) -> np.ndarray:
@@ -135,23 +137,52 @@ def evaluate(catalog: str | Path, out: str | Path, *, config: EvalConfig | None 
             methods.append(ModelMethod(other, other.name))
     methods.append(ModelMethod(untrained_like(enc, cfg.seed), f"{enc.encoder}-untrained", kind="baseline"))
     methods.append(MFCCMethod(enc.frontend))
+    report = evaluate_methods([t.path for t in tracks], labels, methods, cfg, progress=progress, log=say,
+                              durations=[t.duration for t in tracks])
+    report = {"catalog": str(cat.root), "model": enc.describe() if hasattr(enc, "describe") else enc.name,
+              **report}
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    report["plots"] = {}
+    if cfg.plots:
+        from soundalike.evaluation.plots import plot_maps
+
+        report["plots"] = plot_maps(report["_songs"], report["_labels"], outdir, seed=cfg.seed)
+    report.pop("_songs", None)
+    report.pop("_labels", None)
+    (outdir / "evaluation.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+    (outdir / "evaluation.md").write_text(markdown_report(report))
+    report["files"] = sorted(str(p) for p in outdir.iterdir() if p.is_file())
+    return report
+
+
+def evaluate_methods(paths: list[str], labels: list[str], methods: list[Method], cfg: EvalConfig, *,
+                     progress: bool = False, log: Callable[[str], None] | None = None,
+                     durations: list[float] | None = None) -> dict[str, Any]:
+    """Score every method on the same decoded tracks and the same excerpts.
+
+    ``paths`` and their ``labels``; returns the report's ``methods`` (per method: excerpt retrieval, song-level
+    retrieval of excerpts, label retrieval, probe, silhouette, embedding speed) plus ``tracks``, ``labels``,
+    ``skipped`` and, under ``_songs`` / ``_labels``, the song embeddings for plots.
+    """
+    say = log or (lambda msg: None)
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
-        raise ParameterError(f"two compared models share a name: {names}")
-    sr = enc.frontend.sample_rate
+        raise ParameterError(f"two compared methods share a name: {names}")
+    srs = {getattr(getattr(m, "encoder", None), "frontend", None) for m in methods} - {None}
+    sr = next(iter(srs)).sample_rate if srs else 22050
     for m in methods:
         fe = getattr(getattr(m, "encoder", None), "frontend", None)
         if fe is not None and fe.sample_rate != sr:
-            raise ParameterError(f"{m.name} runs at {fe.sample_rate} Hz, the catalog's model at {sr} Hz")
-
-    # decode each track once; excerpts are drawn before any method runs, so all see the same audio
+            raise ParameterError(f"{m.name} runs at {fe.sample_rate} Hz, another method at {sr} Hz")
+    chunk_samples = max([fe.chunk_samples for fe in srs] or [0])
+    rng = np.random.default_rng(cfg.seed)
     t0 = time.perf_counter()
     stores = {m.name: _Store() for m in methods}
     waves: list[np.ndarray] = []
     kept: list[int] = []
     skipped: list[dict[str, str]] = []
-    excerpt_info: list[dict[str, Any]] = []
-    it: Any = list(enumerate(tracks))
+    it: Any = list(enumerate(paths))
     if progress:
         from tqdm import tqdm
 
@@ -159,36 +190,35 @@ def evaluate(catalog: str | Path, out: str | Path, *, config: EvalConfig | None 
     ex_len = int(round(cfg.excerpt_seconds * sr))
     from soundalike.audio.io import decode
 
-    for i, t in it:
+    for i, path in it:
         try:
-            y = decode(t.path, sr=sr, duration=cfg.max_track_seconds, max_duration=None).samples
+            y = decode(path, sr=sr, duration=cfg.max_track_seconds, max_duration=None).samples
         except (AudioDecodeError, OSError) as exc:
-            skipped.append({"path": t.path, "reason": str(exc)})
+            skipped.append({"path": path, "reason": str(exc)})
             continue
-        if len(y) < max(ex_len, enc.frontend.chunk_samples):
-            skipped.append({"path": t.path, "reason": f"shorter than the {cfg.excerpt_seconds:g} s excerpt"})
+        if len(y) < max(ex_len, chunk_samples):
+            skipped.append({"path": path, "reason": f"shorter than the {cfg.excerpt_seconds:g} s excerpt"})
             continue
         waves.append(y)
         kept.append(i)
     if len(kept) < 2:
-        raise ParameterError(f"fewer than 2 usable tracks in {cat.root} (skipped: {skipped[:3]})")
-    tracks = [tracks[i] for i in kept]
+        raise ParameterError(f"fewer than 2 usable tracks (skipped: {skipped[:3]})")
     labels = [labels[i] for i in kept]
+    seconds = [len(y) / sr for y in waves]
+    hours = sum(durations[i] for i in kept) / 3600 if durations else sum(seconds) / 3600
     if len(set(labels)) < 2:
         raise ParameterError("after skipping unusable files, fewer than two labels remain")
 
-    queries_clean: list[np.ndarray] = []
-    queries_noisy: list[np.ndarray] = []
+    queries: dict[str, list[np.ndarray]] = {"clean": [], "noisy": []}
     query_track: list[int] = []
     for ti, y in enumerate(waves):
         for _ in range(cfg.excerpts_per_track):
             start = int(rng.integers(0, len(y) - ex_len + 1))
             clean = y[start : start + ex_len]
-            queries_clean.append(clean)
-            queries_noisy.append(degrade(clean, sr, rng, snr_db=cfg.noise_snr_db, color=cfg.noise_color,
-                                         kbps=cfg.mp3_kbps))
+            queries["clean"].append(clean)
+            queries["noisy"].append(degrade(clean, sr, rng, snr_db=cfg.noise_snr_db, color=cfg.noise_color,
+                                            kbps=cfg.mp3_kbps))
             query_track.append(ti)
-            excerpt_info.append({"track": ti, "start_s": round(start / sr, 3)})
 
     for m in methods:
         m.fit(waves)
@@ -198,12 +228,17 @@ def evaluate(catalog: str | Path, out: str | Path, *, config: EvalConfig | None 
             from tqdm import tqdm
 
             seq = tqdm(waves, unit="track", desc=f"embedding ({m.name})", dynamic_ncols=True)
+        t1 = time.perf_counter()
         for y in seq:
-            st.catalog_chunks.append(m.chunks(y, cfg.catalog_hop_frames))
             st.songs.append(m.song(y))
-        st.queries["clean"] = [m.chunks(q, cfg.query_hop_frames) for q in queries_clean]
-        st.queries["noisy"] = [m.chunks(q, cfg.query_hop_frames) for q in queries_noisy]
+        st.embed_seconds = time.perf_counter() - t1
+        for y in waves:
+            st.catalog_chunks.append(m.chunks(y, cfg.catalog_hop_frames))
+        for cond, qs in queries.items():
+            st.queries[cond] = [m.chunks(q, cfg.query_hop_frames) for q in qs]
+            st.query_songs[cond] = [m.song(q) for q in qs]
         say(f"embedded with {m.name}")
+    audio_seconds = float(sum(seconds))
     del waves
 
     truth = np.asarray(query_track)
@@ -212,43 +247,36 @@ def evaluate(catalog: str | Path, out: str | Path, *, config: EvalConfig | None 
     for m in methods:
         st = stores[m.name]
         r: dict[str, Any] = {"kind": m.kind, "describe": m.describe()}
+        songs = np.stack(st.songs)
         for cond in ("clean", "noisy"):
             ranks = M.rank_of(excerpt_scores(st.queries[cond], st.catalog_chunks), truth)
             r[f"excerpt_{cond}"] = {"recall@1": M.recall_at_k(ranks, 1), "recall@10": M.recall_at_k(ranks, 10),
                                     "mrr": M.mean_reciprocal_rank(ranks), "queries": len(ranks)}
-        songs = np.stack(st.songs)
+            # what `similar` does with an excerpt: its song embedding against every track's song embedding
+            ranks = M.rank_of(np.stack(st.query_songs[cond]) @ songs.T, truth)
+            r[f"song_{cond}"] = {"recall@1": M.recall_at_k(ranks, 1), "recall@10": M.recall_at_k(ranks, 10),
+                                 "mrr": M.mean_reciprocal_rank(ranks), "queries": len(ranks)}
         songs_by_method[m.name] = songs
         r["label_retrieval"] = M.label_retrieval(songs, labels, k=cfg.k)
         r["linear_probe"] = M.linear_probe(songs, labels, n_folds=cfg.probe_folds, seed=cfg.seed)
         r["silhouette"] = M.silhouette(songs, labels)
+        r["embed_x_realtime"] = round(audio_seconds / st.embed_seconds, 1) if st.embed_seconds > 0 else None
         results[m.name] = r
 
     label_counts: dict[str, int] = {}
     for lab in labels:
         label_counts[lab] = label_counts.get(lab, 0) + 1
-    outdir = Path(out)
-    outdir.mkdir(parents=True, exist_ok=True)
-    plots: dict[str, str] = {}
-    if cfg.plots:
-        from soundalike.evaluation.plots import plot_maps
-
-        plots = plot_maps(songs_by_method, labels, outdir, seed=cfg.seed)
-    report = {
-        "catalog": str(cat.root),
-        "model": enc.describe() if hasattr(enc, "describe") else enc.name,
+    return {
         "config": asdict(cfg),
-        "tracks": len(tracks),
-        "hours": round(sum(t.duration for t in tracks) / 3600, 3),
+        "tracks": len(labels),
+        "hours": round(hours, 3),
         "labels": label_counts,
         "skipped": skipped,
         "methods": results,
-        "plots": plots,
         "seconds": round(time.perf_counter() - t0, 1),
+        "_songs": songs_by_method,
+        "_labels": labels,
     }
-    (outdir / "evaluation.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
-    (outdir / "evaluation.md").write_text(markdown_report(report))
-    report["files"] = sorted(str(p) for p in outdir.iterdir() if p.is_file())
-    return report
 
 
 def _json_default(o: Any) -> Any:
@@ -287,6 +315,14 @@ def markdown_report(report: dict[str, Any]) -> str:
         c, n = r["excerpt_clean"], r["excerpt_noisy"]
         lines.append(f"| {name} | {_f(c['recall@1'])} | {_f(c['recall@10'])} | {_f(c['mrr'])} | "
                      f"{_f(n['recall@1'])} | {_f(n['recall@10'])} | {_f(n['mrr'])} |")
+    lines += ["", "## Excerpt -> track by song embedding (what `similar` does)", "",
+              "| method | clean R@1 | clean R@10 | noisy R@1 | noisy R@10 | noisy MRR |", "|---|---|---|---|---|---|"]
+    for name, r in report["methods"].items():
+        if "song_clean" not in r:
+            continue
+        c, n = r["song_clean"], r["song_noisy"]
+        lines.append(f"| {name} | {_f(c['recall@1'])} | {_f(c['recall@10'])} | {_f(n['recall@1'])} | "
+                     f"{_f(n['recall@10'])} | {_f(n['mrr'])} |")
     lines += ["", f"## Same-{cfg['label_key']} retrieval and linear probe", "",
               f"| method | P@{k} | MAP | NDCG@{k} | probe accuracy | silhouette |", "|---|---|---|---|---|---|"]
     for name, r in report["methods"].items():

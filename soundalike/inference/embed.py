@@ -17,21 +17,7 @@ import numpy as np
 from soundalike.audio.io import DecodedAudio, decode
 from soundalike.errors import AudioDecodeError, ParameterError
 from soundalike.features.mel import MelFrontend, chunk_power, chunk_windows, power_to_db
-from soundalike.models.checkpoint import AudioEncoder
-
-
-def song_embedding(chunk_embeddings: np.ndarray) -> np.ndarray:
-    """Mean of unit chunk embeddings, re-normalised to unit length.
-
-    chunk_embeddings : [shape=(n, d)] -> [shape=(d,)]
-    """
-    if chunk_embeddings.ndim != 2 or len(chunk_embeddings) == 0:
-        raise ParameterError("need at least one chunk embedding of shape (n, d)")
-    m = chunk_embeddings.astype(np.float64).mean(axis=0)
-    norm = float(np.linalg.norm(m))
-    if norm < 1e-12:  # chunks cancel out: fall back to the first chunk
-        m, norm = chunk_embeddings[0].astype(np.float64), 1.0
-    return (m / norm).astype(np.float32)
+from soundalike.models.checkpoint import AudioEncoder, song_embedding  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -98,7 +84,7 @@ class Embedder:
         else:
             chunk_emb = self.encoder.embed_chunks(chunks, batch_size=self.batch_size)
         c = self.config
-        return TrackEmbedding(chunk_emb, song_embedding(chunk_emb), len(y) / c.sample_rate,
+        return TrackEmbedding(chunk_emb, self.encoder.song_embedding(chunk_emb), len(y) / c.sample_rate,
                               c.chunk_seconds, c.frames_to_seconds(self.hop_frames), path, dict(tags or {}),
                               tag_scores=scores, mel=power.numpy() if keep_mel else None)
 
@@ -127,7 +113,7 @@ class Embedder:
             if part.tag_scores is not None:
                 scores.append(part.tag_scores[keep])
         chunks = np.concatenate(embs)
-        return TrackEmbedding(chunks, song_embedding(chunks), seconds, c.chunk_seconds,
+        return TrackEmbedding(chunks, self.encoder.song_embedding(chunks), seconds, c.chunk_seconds,
                               c.frames_to_seconds(self.hop_frames), str(path), dict(tags or {}),
                               tag_scores=np.concatenate(scores) if scores else None)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.errors import ModelError
+from soundalike.errors import ModelError, ParameterError
 from soundalike.features.mel import FrontendConfig
 
 FORMAT = "soundalike.model"
@@ -27,6 +27,23 @@ FORMAT_VERSION = 1
 # front-end fields that only say how densely a track is sampled at inference
 # time; they do not change what a chunk embedding means.
 _NON_SEMANTIC_FRONTEND = ("chunk_hop_frames",)
+# encoder settings added after models were shipped, with the value those models had: a config that holds it
+# fingerprints as it did before the setting existed, so catalogs made with those models keep matching them.
+_LEGACY_CONFIG_DEFAULTS: dict[str, Any] = {"song_pool": "mean"}
+
+
+def song_embedding(chunk_embeddings: np.ndarray) -> np.ndarray:
+    """Mean of unit chunk embeddings, re-normalised to unit length.
+
+    chunk_embeddings : [shape=(n, d)] -> [shape=(d,)]
+    """
+    if chunk_embeddings.ndim != 2 or len(chunk_embeddings) == 0:
+        raise ParameterError("need at least one chunk embedding of shape (n, d)")
+    m = chunk_embeddings.astype(np.float64).mean(axis=0)
+    norm = float(np.linalg.norm(m))
+    if norm < 1e-12:  # chunks cancel out: fall back to the first chunk
+        m, norm = chunk_embeddings[0].astype(np.float64), 1.0
+    return (m / norm).astype(np.float32)
 
 
 def _canonical(obj: Any) -> str:
@@ -84,7 +101,9 @@ class AudioEncoder:
         if self._fingerprint is None:
             h = hashlib.sha256()
             fe = {k: v for k, v in self.frontend.to_dict().items() if k not in _NON_SEMANTIC_FRONTEND}
-            h.update(_canonical({"encoder": self.encoder, "config": self.config, "frontend": fe}).encode())
+            cfg = {k: v for k, v in self.config.items()
+                   if not (k in _LEGACY_CONFIG_DEFAULTS and v == _LEGACY_CONFIG_DEFAULTS[k])}
+            h.update(_canonical({"encoder": self.encoder, "config": cfg, "frontend": fe}).encode())
             for key, tensor in sorted(self.net.state_dict().items()):
                 h.update(key.encode())
                 h.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
@@ -112,6 +131,18 @@ class AudioEncoder:
         returns np.ndarray [shape=(n, embed_dim), dtype=float32], unit rows
         """
         return self._batched(self.net, chunks, batch_size)
+
+    def song_embedding(self, chunk_embeddings: np.ndarray) -> np.ndarray:
+        """A track's song embedding from its chunk embeddings [shape=(n, d)] -> [shape=(d,)], unit: the
+        model's learnt song pooling when it has one (``song_pool: attention``), else the mean."""
+        if getattr(self.net, "song_head", None) is None:
+            return song_embedding(chunk_embeddings)
+        if chunk_embeddings.ndim != 2 or len(chunk_embeddings) == 0:
+            raise ParameterError("need at least one chunk embedding of shape (n, d)")
+        import torch
+
+        with torch.inference_mode():
+            return self.net.song(torch.from_numpy(np.ascontiguousarray(chunk_embeddings, dtype=np.float32))).numpy()
 
     def chunk_features(self, chunks: Any, *, batch_size: int = 128) -> np.ndarray:
         """The pooled features the embedding is computed from (what tag heads read).

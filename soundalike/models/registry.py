@@ -45,6 +45,10 @@ def register_encoder(name: str, *, description: str = "") -> Callable[[type], ty
 BUILTIN_ENCODERS: dict[str, str] = {
     "contrastive_cnn": "soundalike.models.encoders.contrastive_cnn",
     "contrastive_cnn_small": "soundalike.models.encoders.contrastive_cnn",
+    "resnet_cnn": "soundalike.models.encoders.resnet_cnn",
+    "dilated_cnn": "soundalike.models.encoders.dilated_cnn",
+    "crnn": "soundalike.models.encoders.crnn",
+    "fcn5": "soundalike.models.encoders.fcn5",
     "fingerprint_cnn": "soundalike.models.encoders.fingerprint_cnn",
     "hash_cnn": "soundalike.models.encoders.hash_cnn",
 }

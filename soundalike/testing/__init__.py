@@ -7,7 +7,9 @@ from soundalike.testing.synth import (
     synth_track,
     tone,
     write_labelled_tracks,
+    write_mod,
     write_tracks,
 )
 
-__all__ = ["chirp", "class_track", "noise", "synth_track", "tone", "write_labelled_tracks", "write_tracks"]
+__all__ = ["chirp", "class_track", "noise", "synth_track", "tone", "write_labelled_tracks", "write_mod", "write_tracks"]
+

@@ -114,3 +114,25 @@ def write_labelled_tracks(folder: str | Path, *, classes: int = 3, per_class: in
     manifest = folder / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return manifest
+
+
+def write_mod(seconds: float = 8.0, *, period: int = 428, seed: int = 0) -> bytes:
+    """A minimal 4-channel ProTracker module ("M.K."): one looped square-wave sample playing a note every 8 rows,
+    its one pattern repeated to last about ``seconds`` (7.68 s per pattern at speed 6, 125 BPM). For tests of
+    the tracker-module path; FFmpeg's libopenmpt renders it."""
+    import struct
+
+    rng = np.random.default_rng(seed)
+    half = 16 + int(rng.integers(0, 16))
+    sample = (([100] * half + [-100] * half) * 8)[:512]
+    header = bytearray(b"soundalike test".ljust(20, b"\0"))
+    header += b"square".ljust(22, b"\0") + struct.pack(">HBBHH", len(sample) // 2, 0, 64, 0, len(sample) // 2)
+    header += (b"\0" * 22 + struct.pack(">HBBHH", 0, 0, 0, 0, 1)) * 30
+    repeats = max(1, min(128, round(seconds / 7.68)))
+    header += bytes([repeats, 127]) + bytes(128) + b"M.K."
+    pattern = bytearray(64 * 4 * 4)
+    for row in range(0, 64, 8):
+        p = period + (row // 8) * 16
+        cell = bytes([(1 & 0xF0) | (p >> 8), p & 0xFF, (1 & 0x0F) << 4, 0])
+        pattern[row * 16 : row * 16 + 4] = cell
+    return bytes(header) + bytes(pattern) + bytes(np.array(sample, dtype=np.int8).tobytes())

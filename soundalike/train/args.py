@@ -8,7 +8,7 @@ from typing import Any
 
 from soundalike.errors import ConfigError
 
-OBJECTIVES = ("infonce", "autoencoder")
+OBJECTIVES = ("infonce", "song", "autoencoder")
 
 
 @dataclass
@@ -19,7 +19,8 @@ class TrainConfig:
     manifest: str | None = None  # JSONL labels; with one, validation holds out whole works/packages
     sources: list[dict[str, Any]] = field(default_factory=list)  # several sources: {data, manifest, weight, group_key}
     valid_groups: list[str] = field(default_factory=list)  # groups (packages, works) to hold out; else valid_fraction
-    objective: str = "infonce"  # infonce | autoencoder (decoder reconstructs the chunk from the embedding)
+    objective: str = "infonce"  # infonce | song (chunk InfoNCE + song-level InfoNCE + SupCon over groups, on
+    #                             learnt song pooling) | autoencoder (a decoder reconstructs the chunk)
     init_from: str | None = None  # start from this model's weights (name or path) instead of random ones
     augment: dict[str, Any] = field(default_factory=dict)  # overrides of soundalike.augment.AugmentConfig
     cache_dir: str | None = None  # where prepared mels + views are cached (keyed by file and settings)
@@ -41,12 +42,18 @@ class TrainConfig:
     group_positive_p: float = 0.0  # share of pairs whose positive is another track of the same group
     mask_group_negatives: bool = False  # other tracks of an anchor's group are not negatives
     noise_db: float = 0.0  # std of extra Gaussian noise added to each input, in dB
+    tracks_per_group: int = 2  # song objective: tracks drawn from each group in a batch (SupCon positives)
+    bag_chunks: int = 3  # song objective: chunks pooled into each of a track's two song views
+    chunk_loss: float = 1.0  # song objective: weight of the chunk-level instance InfoNCE (excerpt robustness)
+    song_loss: float = 0.5  # song objective: weight of the song-level instance InfoNCE
+    group_loss: float = 1.0  # song objective: weight of SupCon over groups on song embeddings
     valid_fraction: float = 0.1  # share of works (or tracks) held out
     valid_every: int = 100  # steps between validation passes
     valid_batches: int = 8
     checkpoint_every: int = 100  # steps between checkpoints (always one at the end)
     seed: int = 0
     threads: int = 2  # torch intra-op threads
+    device: str = "auto"  # torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N
     max_track_seconds: float = 600.0  # longer files are cut when loading
 
     def __post_init__(self) -> None:
@@ -75,6 +82,11 @@ class TrainConfig:
             raise ConfigError("group_positive_p is a probability: it must be in [0, 1]")
         if not 0 <= self.valid_fraction < 1:
             raise ConfigError("valid_fraction must be in [0, 1)")
+        if self.tracks_per_group < 1 or self.bag_chunks < 1:
+            raise ConfigError("tracks_per_group and bag_chunks must be >= 1")
+        if min(self.chunk_loss, self.song_loss, self.group_loss) < 0 or \
+                self.chunk_loss + self.song_loss + self.group_loss <= 0:
+            raise ConfigError("chunk_loss, song_loss and group_loss are non-negative weights, not all zero")
         if self.lr <= 0:
             raise ConfigError("lr must be positive")
 

@@ -376,3 +376,40 @@ class PairSampler:
             xa.append(self._input(va, fa, rng))
             xb.append(self._input(vb, fb, rng))
         return np.stack(xa), np.stack(xb), self.group_ids[idx]
+
+    def bags(self, rng: np.random.Generator, batch_size: int, *, per_group: int = 2,
+             bag: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Song-level batches: ``batch_size`` tracks drawn ``per_group`` at a time from groups (packages,
+        works), each seen as two bags of ``bag`` augmented chunks.
+
+        Chunk 0 of the two bags is an instance pair (:meth:`_pick`: the same moment or anywhere, in two
+        versions of the track); the other chunks come from anywhere in any version. Returns bag arrays a
+        and b [shape=(B, bag, n_mels, chunk_frames)] and each track's group id [shape=(B,)].
+        """
+        F = self.fe.chunk_frames
+        n_groups_all = int(self.group_ids.max()) + 1
+        group_p = np.bincount(self.group_ids, weights=self.p, minlength=n_groups_all)
+        live = int((group_p > 0).sum())
+        n_groups = max(1, min(live, -(-batch_size // per_group)))
+        groups = rng.choice(n_groups_all, size=n_groups, replace=False, p=group_p / group_p.sum())
+        idx: list[int] = []
+        for g in groups:
+            members = np.flatnonzero(self.group_ids == g)
+            pm = self.p[members] / self.p[members].sum()
+            take = min(per_group, len(members), batch_size - len(idx))
+            idx.extend(int(i) for i in rng.choice(members, size=take, replace=False, p=pm))
+            if len(idx) >= batch_size:
+                break
+        xa = np.empty((len(idx), bag, self.fe.n_mels, F), dtype=np.float32)
+        xb = np.empty_like(xa)
+        for r, i in enumerate(idx):
+            t = self.tracks[i]
+            va, fa, vb, fb = self._pick(rng, t)
+            xa[r, 0] = self._input(va, fa, rng)
+            xb[r, 0] = self._input(vb, fb, rng)
+            srcs = [v for v in t.sources if v.frames >= F]
+            for out in (xa, xb):
+                for k in range(1, bag):
+                    v = srcs[int(rng.integers(0, len(srcs)))]
+                    out[r, k] = self._input(v, int(rng.integers(0, v.frames - F + 1)), rng)
+        return xa, xb, self.group_ids[np.asarray(idx)]

@@ -2,7 +2,12 @@
 
 Objective ``infonce`` (default): two augmented chunks per track (see
 :class:`~soundalike.train.data.PairSampler`), InfoNCE with in-batch negatives.
-Objective ``autoencoder``: a decoder reconstructs each chunk from its
+Objective ``song``: tracks drawn several per group (package, work), each
+seen as two bags of chunks; chunk-level InfoNCE on one chunk pair per track
+(excerpt robustness), song-level InfoNCE between the two pooled bags of a
+track, and supervised-contrastive loss over groups on the pooled songs (the
+encoder's ``song`` pooling, learnt when its config says ``song_pool:
+attention``). Objective ``autoencoder``: a decoder reconstructs each chunk from its
 embedding (the bottleneck), for comparison. Checkpoints hold model,
 optimiser and RNG state, so a killed run resumes where it stopped and reaches
 the same weights.
@@ -25,6 +30,21 @@ from soundalike.train.base import Solver, warmup_cosine
 from soundalike.train.data import PairSampler, TrackMels, load_sources, split_tracks
 
 __all__ = ["ContrastiveSolver", "PairSampler", "TrackMels", "lr_at", "split_tracks", "train", "warmup_cosine"]
+
+
+def resolve_device(name: str) -> Any:
+    """``auto``: the first CUDA device when torch sees one, else the CPU; otherwise that torch device."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"device {name!r} is not a torch device (auto, cpu, cuda, cuda:N)") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r}: this torch sees no CUDA GPU; use --device cpu (or auto)")
+    return dev
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -78,13 +98,15 @@ class ContrastiveSolver(Solver):
         if cfg.model_name:
             self.encoder.name = cfg.model_name
         self.net = self.encoder.net
-        self.net.to(memory_format=torch.channels_last)
+        self.device = resolve_device(cfg.device)
+        self.net.to(self.device, memory_format=torch.channels_last)
         params = list(self.net.parameters())
         self.decoder = None
         if cfg.objective == "autoencoder":
             from soundalike.models.decoder import MelDecoder
 
             self.decoder = MelDecoder(self.net.embed_dim, self.frontend.n_mels, self.frontend.chunk_frames)
+            self.decoder.to(self.device)
             params += list(self.decoder.parameters())
         self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         if tracks is None:
@@ -108,7 +130,7 @@ class ContrastiveSolver(Solver):
 
     def resumable_config(self) -> dict[str, Any]:
         d = self.cfg.to_dict()
-        for k in ("steps", "out", "checkpoint_every", "valid_every", "threads"):
+        for k in ("steps", "out", "checkpoint_every", "valid_every", "threads", "device", "jobs"):
             d.pop(k)
         return d
 
@@ -131,19 +153,43 @@ class ContrastiveSolver(Solver):
         self.net.train()
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, self.cfg)
+        if self.cfg.objective == "song":
+            loss, acc = self._song_loss(self.train_sampler, self.rng)
+            self.optimise(loss)
+            return {"loss": float(loss.detach()), "acc": float(acc), "lr": self.opt.param_groups[0]["lr"]}
         xa, xb, groups = self.train_sampler.batch(self.rng, self.cfg.batch_size)
         acc: Any
         if self.decoder is not None:
             self.decoder.train()
-            loss, acc = self._reconstruction(torch.from_numpy(xa))
+            loss, acc = self._reconstruction(torch.from_numpy(xa).to(self.device))
         else:
-            x = torch.from_numpy(np.concatenate([xa, xb]))
+            x = torch.from_numpy(np.concatenate([xa, xb])).to(self.device)
             z = self.net(x)
             za, zb = z[: len(xa)], z[len(xa):]
             loss, acc = info_nce(za, zb, temperature=self.cfg.temperature,
-                                 groups=torch.from_numpy(groups) if self.cfg.mask_group_negatives else None)
+                                 groups=torch.from_numpy(groups).to(self.device) if self.cfg.mask_group_negatives
+                                 else None)
         self.optimise(loss)
         return {"loss": float(loss.detach()), "acc": float(acc), "lr": self.opt.param_groups[0]["lr"]}
+
+    def _song_loss(self, sampler: PairSampler, rng: np.random.Generator) -> tuple[Any, float]:
+        """The song objective on one bag batch: (weighted loss, song-level instance accuracy)."""
+        import torch
+
+        from soundalike.losses import info_nce, sup_con
+
+        cfg = self.cfg
+        xa, xb, groups = sampler.bags(rng, cfg.batch_size, per_group=cfg.tracks_per_group, bag=cfg.bag_chunks)
+        b, k = xa.shape[:2]
+        x = torch.from_numpy(np.concatenate([xa, xb]).reshape(2 * b * k, *xa.shape[2:])).to(self.device)
+        z = self.net(x).view(2, b, k, -1)
+        chunk, _ = info_nce(z[0, :, 0], z[1, :, 0], temperature=cfg.temperature)
+        sa, sb = self.net.song(z[0]), self.net.song(z[1])
+        song, acc = info_nce(sa, sb, temperature=cfg.temperature)
+        g = torch.from_numpy(groups).to(self.device)
+        group = sup_con(torch.cat([sa, sb]), torch.cat([g, g]), temperature=cfg.temperature)
+        loss = cfg.chunk_loss * chunk + cfg.song_loss * song + cfg.group_loss * group
+        return loss, float(acc)
 
     def _reconstruction(self, x: Any) -> tuple[Any, float]:
         """Autoencoder loss: MSE between the chunk (scaled to [-1, 1]) and its reconstruction.
@@ -171,12 +217,18 @@ class ContrastiveSolver(Solver):
         acc: Any
         with torch.inference_mode():
             for _ in range(self.cfg.valid_batches):
+                if self.cfg.objective == "song":
+                    loss, acc = self._song_loss(self.valid_sampler, rng)
+                    losses.append(float(loss))
+                    accs.append(float(acc))
+                    continue
                 xa, xb, _ = self.valid_sampler.batch(rng, self.cfg.batch_size)
                 if self.decoder is not None:
                     self.decoder.eval()
-                    loss, acc = self._reconstruction(torch.from_numpy(xa))
+                    loss, acc = self._reconstruction(torch.from_numpy(xa).to(self.device))
                 else:
-                    loss, acc = info_nce(self.net(torch.from_numpy(xa)), self.net(torch.from_numpy(xb)),
+                    loss, acc = info_nce(self.net(torch.from_numpy(xa).to(self.device)),
+                                         self.net(torch.from_numpy(xb).to(self.device)),
                                          temperature=self.cfg.temperature)
                 losses.append(float(loss))
                 accs.append(float(acc))
@@ -187,7 +239,7 @@ class ContrastiveSolver(Solver):
         import torch
 
         self.net.eval()
-        self.net.to(memory_format=torch.contiguous_format)
+        self.net.to("cpu", memory_format=torch.contiguous_format)
         self.encoder.invalidate_fingerprint()
         hours = sum(t.db.shape[1] for t in self.train_tracks) * self.frontend.hop_length / self.frontend.sample_rate / 3600
         self.encoder.metadata = {
@@ -197,6 +249,9 @@ class ContrastiveSolver(Solver):
                 "batch_size": self.cfg.batch_size,
                 "temperature": self.cfg.temperature,
                 "group_positive_p": self.cfg.group_positive_p,
+                **({"tracks_per_group": self.cfg.tracks_per_group, "bag_chunks": self.cfg.bag_chunks,
+                    "loss_weights": {"chunk": self.cfg.chunk_loss, "song": self.cfg.song_loss,
+                                     "group": self.cfg.group_loss}} if self.cfg.objective == "song" else {}),
                 "mask_group_negatives": self.cfg.mask_group_negatives,
                 "repeat_tracks": self.cfg.repeat_tracks,
                 "noise_db": self.cfg.noise_db,

@@ -109,11 +109,54 @@ def test_names_are_flat_and_safe():
     assert _safe_name("usr/share/games/x/music/a b;rm -rf.ogg") == "x__music__a_b_rm_-rf.ogg"
     assert _safe_name("usr/share/x/data.pk3!music/../../t.ogg").endswith("t.ogg")
     assert "/" not in _safe_name("a/b/c.ogg")
-    assert "ufoai-music" in TRAIN_PACKAGES and len(TRAIN_PACKAGES) == 16
+    assert "ufoai-music" in TRAIN_PACKAGES and "0ad-data" in TRAIN_PACKAGES
 
 
 def test_not_audio_extension_is_skipped(tmp_path):
     _build_deb(tmp_path, "junk-data", {"usr/share/junk/fake.ogg": b"OggS but really not a stream" * 100})
     report = fetch_debian_music(tmp_path / "out", ["junk-data"], min_seconds=1.0)
-    assert report.tracks == 0 and report.skipped_undecodable == 1
-    assert np.all([not p.name.endswith(".ogg") for p in (tmp_path / "out" / "audio" / "junk-data").iterdir()])
+    assert report.tracks == 0 and report.skipped_undecodable == 1 and report.skipped_packages == ["junk-data"]
+    assert not (tmp_path / "out" / "audio" / "junk-data").exists()  # nothing left behind
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="tracker modules render with Debian's ffmpeg (libopenmpt)")
+def test_new_packages_tracker_modules_and_packages_without_music(tmp_path):
+    """Issue 19's packages: a module (.mod) inside a package (and one inside a .zip) is rendered to Ogg and
+    kept with its rendered length; a package holding only short sounds is reported as skipped."""
+    from soundalike.data.debian import MORE_PACKAGES, VALID_PACKAGES
+    from soundalike.testing import write_mod
+
+    assert len(TRAIN_PACKAGES) == 42 and set(MORE_PACKAGES) <= set(TRAIN_PACKAGES)
+    assert set(VALID_PACKAGES) <= set(TRAIN_PACKAGES)
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as zf:
+        zf.writestr("music/level2.xm.mod", write_mod(23.0, period=320, seed=2))
+    _build_deb(tmp_path, "trackergame-data", {
+        "usr/share/games/trackergame/music/title.mod": write_mod(38.0, seed=1),
+        "usr/share/games/trackergame/music/broken.it": b"IMPM not really a module",
+        "usr/share/games/trackergame/levels.zip": zipped.getvalue(),
+        "usr/share/doc/trackergame-data/copyright": b"Music: GPL-2+",
+    })
+    _build_deb(tmp_path, "sfxonly-data", {"usr/share/games/sfx/beep.ogg": _ogg(tmp_path, 5, 1.0)})
+    out = tmp_path / "out"
+    report = fetch_debian_music(out, ["trackergame-data", "sfxonly-data"], min_seconds=20.0)
+    rows = sorted((json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()),
+                  key=lambda r: r["source"])
+    assert [r["source"] for r in rows] == ["usr/share/games/trackergame/levels.zip!music/level2.xm.mod",
+                                           "usr/share/games/trackergame/music/title.mod"]
+    assert all(r["rendered"] == "libopenmpt" and r["path"].endswith(".ogg") for r in rows)
+    assert 21.0 < rows[0]["duration"] < 25.0 and 36.0 < rows[1]["duration"] < 40.0
+    assert report.rendered_modules == 2 and report.skipped_undecodable == 1
+    assert report.skipped_packages == ["sfxonly-data"] and not (out / "audio" / "sfxonly-data").exists()
+    from soundalike.audio.io import decode
+
+    y = decode(out / rows[1]["path"], sr=SR).samples
+    assert float(np.sqrt(np.mean(y**2))) > 0.01  # it plays notes, not silence
+
+
+def test_render_module_without_ffmpeg_says_what_to_install(tmp_path, monkeypatch):
+    from soundalike.data import debian
+
+    monkeypatch.setattr(debian.shutil, "which", lambda name: None)
+    with pytest.raises(DatasetError, match="apt-get install ffmpeg"):
+        debian.render_module(b"x", tmp_path / "a.ogg")

@@ -276,3 +276,65 @@ def test_view_cache_key_ignores_per_sample_settings(tmp_path):
     assert _cache_key(f, fe, AugmentConfig(pitch_p=0.1), 0, 600.0) != base  # views change
     assert _cache_key(f, fe, AugmentConfig(noise_snr_db=(5.0, 10.0)), 0, 600.0) != base  # view noise uses it too
     assert _cache_key(f, fe, AugmentConfig(), 1, 600.0) != base
+
+
+def test_sup_con_values():
+    from soundalike.losses import sup_con
+
+    # two groups on two orthogonal axes, two rows each: every positive at logit 10, the other group's at 0
+    z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    expected = -np.log(np.exp(10) / (np.exp(10) + 2))
+    assert abs(float(sup_con(z, labels, temperature=0.1)) - expected) < 1e-5
+    # labels that disagree with the geometry cost more
+    assert float(sup_con(z, torch.tensor([0, 1, 0, 1]), temperature=0.1)) > 5
+    # rows without a positive are left out; none at all gives 0
+    assert float(sup_con(z, torch.tensor([0, 1, 2, 3]))) == 0.0
+    with pytest.raises(ValueError):
+        sup_con(z, torch.tensor([0, 1]))
+
+
+def test_song_bags_draw_several_tracks_per_group():
+    from soundalike.augment import AugmentConfig
+    from soundalike.features.mel import FrontendConfig
+    from soundalike.train.data import PairSampler, TrackMels, View
+
+    fe = FrontendConfig()
+
+    def track(name, group, band):  # a track is recognised by its one loud mel band
+        db = np.full((fe.n_mels, 400), -70.0, np.float16)
+        db[band] = -10.0
+        return TrackMels(name, group, 0, View(db, np.ones(400, np.float32)))
+
+    tracks = [track(f"{g}{i}", g, 3 * k + i) for k, g in enumerate("ABCD") for i in range(3)]
+    s = PairSampler(tracks, fe, AugmentConfig(views=0, noise_p=0.0, time_mask_p=0.0, freq_mask_p=0.0), noise_db=0.0)
+    xa, xb, groups = s.bags(np.random.default_rng(0), 6, per_group=2, bag=3)
+    assert xa.shape == (6, 3, fe.n_mels, fe.chunk_frames) and xb.shape == xa.shape
+    counts = np.bincount(groups)
+    assert set(counts[counts > 0].tolist()) == {2} and int((counts > 0).sum()) == 3  # 3 groups x 2 tracks
+    # every chunk of both bags of a row comes from that row's track (constant mels identify it)
+    bands = [{int(x.mean(axis=1).argmax()) for x in (*xa[r], *xb[r])} for r in range(6)]
+    assert all(len(b) == 1 for b in bands)
+    assert len({b.pop() for b in bands}) == 6  # six different tracks
+    for r in range(6):  # each row's group is its track's group
+        assert groups[r] == int(xa[r, 0].mean(axis=1).argmax()) // 3
+
+
+@pytest.mark.slow
+def test_song_objective_trains_resumes_and_records_its_recipe(synth_folder, tmp_path):
+    from soundalike.models import load_encoder
+
+    def cfg(steps):
+        return load_config(None, data=[str(synth_folder)], out=str(tmp_path / "song"), encoder="contrastive_cnn_small",
+                           encoder_config={"song_pool": "attention"}, objective="song", steps=steps, batch_size=4,
+                           tracks_per_group=2, bag_chunks=2, valid_fraction=0.25, valid_every=5, checkpoint_every=5,
+                           threads=1, warmup_steps=2, lr=3e-3, augment={"views": 0})
+
+    path, report = train(cfg(10))
+    assert report["history"][-1]["loss"] < report["history"][0]["loss"]
+    path2, report2 = train(cfg(12))
+    assert report2["trained_steps"] == 2
+    enc = load_encoder(path2)
+    t = enc.metadata["training"]
+    assert t["objective"] == "song" and t["bag_chunks"] == 2 and t["loss_weights"]["group"] == 1.0
+    assert enc.net.song_head is not None
