@@ -156,7 +156,11 @@ def main() -> None:
     ap.add_argument("--out", default="docs/experiments/encoders.md")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    from soundalike.train.launch import relaunch_with_tcmalloc
 
+    note = relaunch_with_tcmalloc(sys.argv[1:], cmd=[sys.executable, *sys.argv])  # training: 2-3x faster with it
+    if note:
+        print(note, file=sys.stderr)
     import torch
 
     torch.set_num_threads(args.threads)

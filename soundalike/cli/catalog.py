@@ -11,6 +11,7 @@ from soundalike.cli.common import (
     add_max_duration,
     catalog_arg,
     emit,
+    notice,
     progress,
     shown,
     threads,
@@ -95,6 +96,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     with Catalog.open(catalog_arg(args), model=args.model) as catalog:
         d = catalog.info()
+        note = notice(catalog)
+        if note:
+            d["notice"] = note
         if args.tracks:
             tracks = catalog.tracks()
             top = catalog.top_tags([t.id for t in tracks], 3)

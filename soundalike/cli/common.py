@@ -24,6 +24,14 @@ def emit(args: argparse.Namespace, payload: Any, text: Callable[[], None]) -> No
         text()
 
 
+def notice(catalog: Any) -> str | None:
+    """Print a catalog's model notice (made with a model the default has replaced) to stderr; return it."""
+    note = getattr(catalog, "model_notice", None)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return note
+
+
 def threads(args: argparse.Namespace) -> None:
     n = getattr(args, "threads", None)
     if n:

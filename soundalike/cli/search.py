@@ -11,6 +11,7 @@ from soundalike.cli.common import (
     catalog_arg,
     clock,
     emit,
+    notice,
     shown,
     threads,
 )
@@ -23,10 +24,12 @@ def cmd_similar(args: argparse.Namespace) -> int:
     from soundalike.tasks.similar import similar
 
     with Catalog.open(catalog_arg(args), model=args.model) as catalog:
+        note = notice(catalog)
         matches = similar(catalog, args.query, k=args.k, offset=args.offset, duration=args.duration, hash=args.hash,
                           where=args.where, max_duration=args.max_duration)
         payload = {"query": args.query, "catalog": str(catalog.root), "k": args.k, "where": args.where or [],
-                   "ranking": "hamming" if args.hash else "cosine", "matches": [m.to_dict() for m in matches]}
+                   "ranking": "hamming" if args.hash else "cosine", "matches": [m.to_dict() for m in matches],
+                   **({"notice": note} if note else {})}
 
         def text() -> None:
             how = f" (bits that differ between {catalog.hasher.bits}-bit hash codes)" if args.hash else ""

@@ -81,6 +81,8 @@ class Catalog:
             setattr(self, name, side)
         #: per-open-catalog results of the use-case layers (a fitted recommender), keyed by their name
         self.derived: dict[str, Any] = {}
+        #: set when the catalog was made with a shipped model the default has since replaced: how to re-index
+        self.model_notice: str | None = None
         self._index: VectorIndex | Any = None
         self._index_generation = -1
         self._shards, self._ray_address = int(shards), ray_address
@@ -180,7 +182,12 @@ class Catalog:
         except BaseException:
             store.close()
             raise
-        return cls(store, enc, shards=shards, ray_address=ray_address)
+        cat = cls(store, enc, shards=shards, ray_address=ray_address)
+        if model is None:
+            from soundalike.models.factory import upgrade_notice
+
+            cat.model_notice = upgrade_notice(ref, root.name)
+        return cat
 
     @classmethod
     def check(cls, path: str | Path, *, repair: bool = False) -> dict[str, Any]:

@@ -12,6 +12,18 @@ from soundalike.models.checkpoint import AudioEncoder, load_model_file
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 #: The model used when none is named.
 DEFAULT_MODEL = "contrastive_cnn-music"
+#: Shipped similarity models the default has replaced: still loadable (catalogs made with them keep working),
+#: and opening such a catalog says how to re-index with the default.
+SUPERSEDED_MODELS: tuple[str, ...] = ()
+
+
+def upgrade_notice(model_ref: str | None, catalog: str) -> str | None:
+    """What to tell the user of a catalog made with a superseded shipped model (None when it is current)."""
+    if model_ref not in SUPERSEDED_MODELS or model_ref == DEFAULT_MODEL:
+        return None
+    return (f"catalog {catalog} was made with {model_ref}, which keeps working; the default model is now "
+            f"{DEFAULT_MODEL} (far better at 'what sounds like this'). To use it, re-index into a new catalog: "
+            f"`soundalike index MUSIC_FOLDER --catalog NEW_CATALOG` (see `soundalike models`)")
 
 
 def list_pretrained() -> list[str]:

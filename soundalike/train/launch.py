@@ -55,8 +55,9 @@ def command(argv: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "soundalike.cli", *argv]
 
 
-def relaunch_with_tcmalloc(argv: Sequence[str]) -> str | None:
-    """Replace this process by the same command with tcmalloc preloaded, when that helps and is possible.
+def relaunch_with_tcmalloc(argv: Sequence[str], *, cmd: Sequence[str] | None = None) -> str | None:
+    """Replace this process by the same command (``soundalike ARGV``, or ``cmd``) with tcmalloc preloaded,
+    when that helps and is possible.
 
     Returns (only when it does not relaunch) a line saying what happened, for the log.
     """
@@ -73,7 +74,7 @@ def relaunch_with_tcmalloc(argv: Sequence[str]) -> str | None:
                 "libtcmalloc-minimal4)")
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, command(argv), env)
+    os.execve(sys.executable, list(cmd) if cmd else command(argv), env)
     return None  # pragma: no cover - execve does not return
 
 

@@ -191,3 +191,20 @@ def test_older_catalog_schemas_are_upgraded_in_place(tmp_path, version, dropped)
         assert cat.add_listens([("ana", cat.tracks()[0].id, 1.0, 2)]) == 1 and cat.users() == [("ana", 1, 2)]
     finally:
         cat.close()
+
+
+def test_catalog_of_a_superseded_model_keeps_working_and_says_how_to_reindex(tmp_path, synth_folder, monkeypatch):
+    from soundalike.models import factory
+
+    cat = Catalog.create(tmp_path / "old", model="contrastive_cnn-demo")
+    cat.add([str(synth_folder / "track_000.wav")])
+    cat.close()
+    with Catalog.open(tmp_path / "old") as c:  # the default has not replaced it: nothing to say
+        assert c.model_notice is None
+    monkeypatch.setattr(factory, "SUPERSEDED_MODELS", ("contrastive_cnn-demo",))
+    with Catalog.open(tmp_path / "old") as c:
+        assert c.encoder.name == "contrastive_cnn-demo" and len(c.tracks()) == 1  # still its own model
+        assert "soundalike index" in c.model_notice and factory.DEFAULT_MODEL in c.model_notice
+    # with the new default named explicitly, it refuses and says how to re-index
+    with pytest.raises(CatalogMismatchError, match="re-index"):
+        Catalog.open(tmp_path / "old", model="default")
