@@ -147,6 +147,7 @@ def ingest(catalog: Catalog, paths: str | Path | Sequence[str | Path], *, manife
             first_of[digest] = p
             todo.append((p, st, digest, old[0] if old else None))
 
+        report.timed("scan", time.perf_counter() - t0)
         tags = catalog.tag_scores.model if catalog.tag_scores.enabled else None
         embedder = Embedder(catalog.encoder, max_duration=max_duration, tagger=tags)
         fp = catalog.fingerprints.model if catalog.fingerprints.enabled else None
@@ -178,10 +179,14 @@ def ingest(catalog: Catalog, paths: str | Path | Sequence[str | Path], *, manife
                     failed_content[digest] = result.reason
                 else:
                     codes = getattr(result, "fp_codes", None)  # computed by a Ray worker
+                    t1 = time.perf_counter()
                     if codes is None and fp is not None and result.samples is not None:
                         codes = fp.track_codes(result.samples, catalog.encoder.frontend.sample_rate)
                         result.samples = None
+                    t2 = time.perf_counter()
                     tid = insert_track(catalog, p, st, digest, result, labels_by_path.get(p, {}), existing_id, codes)
+                    report.timed("fingerprints", t2 - t1)
+                    report.timed("writes", time.perf_counter() - t2)
                     by_hash.setdefault(digest, tid)
                     report.audio_seconds += result.duration
                     if existing_id is None:
@@ -199,6 +204,8 @@ def ingest(catalog: Catalog, paths: str | Path | Sequence[str | Path], *, manife
         finally:
             if bar is not None:
                 bar.close()
+            for stage, secs in embedder.timings.items():
+                report.timed(stage, secs)
         for p, st, digest, existing_id in repeats:
             if digest in by_hash:
                 copy_track(catalog, by_hash[digest], p, st, labels_by_path.get(p), existing_id)
@@ -209,10 +216,14 @@ def ingest(catalog: Catalog, paths: str | Path | Sequence[str | Path], *, manife
                 record_failure(catalog, p, st, reason)
         if prune:
             report.pruned = _prune(catalog, roots)
+        t1 = time.perf_counter()
         for side in catalog.sides.values():
             if side.enabled:
                 side.fill(report, max_duration=max_duration, progress=progress)
+        t2 = time.perf_counter()
         catalog.vector_index(rebuild=True)  # rebuild and save now, not at the first query
+        report.timed("sides", t2 - t1)
+        report.timed("vector_index", time.perf_counter() - t2)
     report.wall_seconds = time.perf_counter() - t0
     return report
 

@@ -63,6 +63,13 @@ class IndexReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # not regular files (pipes, devices): never opened
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
+    #: wall seconds per stage of this run (scan: walking, stat and SHA-256; decode: waiting for the decoder
+    #: thread; frontend / encoder: mels and the CNN with its tag heads; fingerprints; writes: per-track
+    #: transactions; sides: side rows filled afterwards (hash codes); vector_index: the FAISS rebuild)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, stage: str, seconds: float) -> None:
+        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
 
     @property
     def x_realtime(self) -> float:
@@ -73,4 +80,5 @@ class IndexReport:
         d["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
         d["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
         d["x_realtime"] = round(self.x_realtime, 1)
+        d["stage_seconds"] = {k: round(v, 3) for k, v in self.stage_seconds.items()}
         return d

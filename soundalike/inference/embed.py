@@ -6,6 +6,7 @@ runs the front-end and the encoder, so decoding and the CNN overlap on two cores
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ class Embedder:
         self.batch_size = batch_size
         self.max_duration = max_duration
         self._mel = MelFrontend(self.config)
+        #: seconds spent per stage by this embedder (decode: waiting for the decoder in embed_files)
+        self.timings: dict[str, float] = {"decode": 0.0, "frontend": 0.0, "encoder": 0.0}
 
     # ------------------------------------------------------------------ parts
     def mel(self, y: np.ndarray) -> Any:
@@ -76,13 +79,17 @@ class Embedder:
         """Embed a mono waveform at the model's sample rate (``keep_mel``: keep its power mel on the result)."""
         if len(y) == 0:
             raise ParameterError("cannot embed an empty waveform")
+        t0 = time.perf_counter()
         power = self.mel(y)
         chunks = self.chunks(y, power=power)
+        t1 = time.perf_counter()
         scores = None
         if self.tagger is not None:
             chunk_emb, scores = self.tagger.chunk_scores(chunks, batch_size=self.batch_size)
         else:
             chunk_emb = self.encoder.embed_chunks(chunks, batch_size=self.batch_size)
+        self.timings["frontend"] += t1 - t0
+        self.timings["encoder"] += time.perf_counter() - t1
         c = self.config
         return TrackEmbedding(chunk_emb, self.encoder.song_embedding(chunk_emb), len(y) / c.sample_rate,
                               c.chunk_seconds, c.frames_to_seconds(self.hop_frames), path, dict(tags or {}),
@@ -143,11 +150,14 @@ class Embedder:
             while pending:
                 p, fut = pending.pop(0)
                 submit()
+                t0 = time.perf_counter()
                 try:
                     audio = fut.result()
                 except AudioDecodeError as exc:
                     yield p, exc
                     continue
+                finally:
+                    self.timings["decode"] += time.perf_counter() - t0
                 emb = self.embed_waveform(audio.samples, path=p, tags=audio.info.tags)
                 if keep_samples:
                     emb.samples = audio.samples

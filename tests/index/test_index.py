@@ -67,3 +67,20 @@ def test_catalog_stores_the_index_choice_and_rebuilds_on_change(tmp_path):
         np.testing.assert_array_equal(cat.song_vectors(some), np.stack([cat.embeddings(i)[1] for i in some]))
         assert cat.set_index("auto").kind == "flat"
         assert [m.track.id for m in similar(cat, str(paths[3]), k=8)] == flat
+
+
+def test_index_report_times_every_stage(tmp_path):
+    from soundalike.index.catalog import Catalog
+    from soundalike.testing import write_tracks
+
+    folder = tmp_path / "music"
+    write_tracks(folder, [1, 2], duration=8.0)
+    with Catalog.create(tmp_path / "cat") as cat:
+        rep = cat.add(folder)
+    st = rep.stage_seconds
+    for stage in ("scan", "decode", "frontend", "encoder", "fingerprints", "writes", "sides", "vector_index"):
+        assert stage in st and st[stage] >= 0.0
+    assert st["encoder"] > 0 and st["fingerprints"] > 0 and st["writes"] > 0
+    main_thread = sum(v for k, v in st.items())  # decode is the wait for the decoder: all on one clock
+    assert main_thread <= rep.wall_seconds * 1.05
+    assert rep.to_dict()["stage_seconds"].keys() == st.keys()
