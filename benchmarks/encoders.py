@@ -81,16 +81,17 @@ def train_families(cfg_path: str, families: list[str], steps: int, runs: Path, s
 
 
 def evaluate_sets(families: list[str], trained: dict[str, Any], sets: dict[str, list[tuple[str, str]]],
-                  baseline_model: str, say: Any) -> dict[str, Any]:
+                  baseline_model: str, say: Any, extra: dict[str, str] | None = None) -> dict[str, Any]:
     from soundalike.evaluation.methods import MFCCMethod, ModelMethod, untrained_like
     from soundalike.evaluation.run import EvalConfig, evaluate_methods
     from soundalike.models import load_encoder
 
     methods: list[Any] = [ModelMethod(load_encoder(trained[f]["model"]), f) for f in families if f in trained]
+    methods += [ModelMethod(load_encoder(path), name) for name, path in (extra or {}).items()]
     old = load_encoder(baseline_model)
     methods.append(ModelMethod(old, f"{baseline_model} (shipped before)", kind="baseline"))
-    ref = methods[0].encoder
-    methods.append(ModelMethod(untrained_like(ref), "contrastive_cnn-untrained", kind="baseline"))
+    ref = old  # the untrained reference CNN: the same baseline whatever is scored
+    methods.append(ModelMethod(untrained_like(ref), f"{ref.encoder}-untrained", kind="baseline"))
     methods.append(MFCCMethod(ref.frontend))
     cfg = EvalConfig(catalog_hop_frames=64, plots=False)
     out = {}
@@ -103,18 +104,22 @@ def evaluate_sets(families: list[str], trained: dict[str, Any], sets: dict[str, 
     return out
 
 
-def markdown(trained: dict[str, Any], evals: dict[str, Any], steps: int, cfg_path: str) -> str:
+def markdown(trained: dict[str, Any], evals: dict[str, Any], steps: int, cfg_path: str,
+             extra_info: dict[str, Any] | None = None) -> str:
     from soundalike.train import load_config
 
+    extra_info = extra_info or {}
     cfg = load_config(cfg_path)
+    what = (f"Every family trained {steps} steps" if trained else
+            "Scored here: " + ", ".join(f"`{m}` ({t.get('steps', '?')} steps)" for m, t in extra_info.items())
+            + ", trained")
     lines = [
         "# Encoder families on one leaderboard",
         "",
-        f"Written by `python benchmarks/encoders.py` (recipe `{cfg_path}`). Every family trained "
-        f"{steps} steps of the `{cfg.objective}` objective (chunk InfoNCE x {cfg.chunk_loss:g} + song InfoNCE "
+        f"Written by `python benchmarks/encoders.py` (recipe `{cfg_path}`). {what} of the `{cfg.objective}` objective (chunk InfoNCE x {cfg.chunk_loss:g} + song InfoNCE "
         f"x {cfg.song_loss:g} + SupCon over packages/works x {cfg.group_loss:g}; batches of {cfg.batch_size} "
         f"tracks, {cfg.tracks_per_group} per group, bags of {cfg.bag_chunks} chunks; learnt attention song pooling) "
-        "on the same data, from random weights, on this 2-core CPU. Scores: song embeddings for same-package "
+        "on the same data, from random weights, on this 2-core CPU (tcmalloc preloaded). Scores: song embeddings for same-package "
         "retrieval and the probe; noisy 6 s excerpts (10 dB white noise, MP3 64 kbps) searched by song "
         "embedding, as `similar` does. x-realtime: front-end + model on decoded audio, 2 threads.",
         "",
@@ -132,6 +137,8 @@ def markdown(trained: dict[str, Any], evals: dict[str, Any], steps: int, cfg_pat
         rows = sorted(rep["methods"].items(), key=lambda kv: -kv[1]["label_retrieval"]["precision@10"])
         for m, r in rows:
             t = trained.get(m, {})
+            if not t and m in extra_info:
+                t = extra_info[m]
             lr = r["label_retrieval"]
             lines.append(
                 f"| {m} | {lr['precision@10']:.3f} | {lr['map']:.3f} | {lr['ndcg@10']:.3f} | "
@@ -149,7 +156,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="configs/encoders.yaml")
     ap.add_argument("--steps", type=int, default=None, help="step budget for every family (default: the config's)")
-    ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    ap.add_argument("--families", nargs="*", default=list(FAMILIES), choices=FAMILIES,
+                    help="families to train and score (none: score only --extra models)")
+    ap.add_argument("--extra", nargs="+", default=[], metavar="NAME=MODEL",
+                    help="also score these trained models (e.g. a longer run of the winner)")
     ap.add_argument("--runs", default="runs/encoders")
     ap.add_argument("--eval-data", default="data/debian-eval/manifest.jsonl", help="independent packages' manifest")
     ap.add_argument("--baseline-model", default="contrastive_cnn-music", help="the model shipped before")
@@ -173,14 +183,23 @@ def main() -> None:
     steps = args.steps or cfg.steps
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
-    trained = train_families(args.config, args.families, steps, runs, say)
+    trained = train_families(args.config, args.families, steps, runs, say) if args.families else {}
     debian = next(s for s in cfg.data_sources() if any("debian" in d for d in s.data))
     sets = {"validation": manifest_rows(debian.manifest, set(cfg.valid_groups)),
             "independent": manifest_rows(args.eval_data)}
-    evals = evaluate_sets(args.families, trained, sets, args.baseline_model, say)
+    extra = dict(e.split("=", 1) for e in args.extra)
+    evals = evaluate_sets(args.families, trained, sets, args.baseline_model, say, extra)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(trained, evals, steps, args.config))
+    extra_info = {}
+    for name, path in extra.items():
+        from soundalike.models import load_encoder
+
+        enc = load_encoder(path)
+        t = enc.metadata.get("training", {})
+        extra_info[name] = {"params": sum(p.numel() for p in enc.net.parameters()), "steps": t.get("steps", ""),
+                            "seconds": float(t.get("seconds", 0.0))}
+    out.write_text(markdown(trained, evals, steps, args.config, extra_info))
     out.with_suffix(".json").write_text(json.dumps({"training": trained, "evaluation": evals}, indent=2,
                                                    default=str) + "\n")
     say(f"wrote {out} and {out.with_suffix('.json')}")

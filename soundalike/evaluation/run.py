@@ -169,8 +169,8 @@ def evaluate_methods(paths: list[str], labels: list[str], methods: list[Method],
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
         raise ParameterError(f"two compared methods share a name: {names}")
-    srs = {getattr(getattr(m, "encoder", None), "frontend", None) for m in methods} - {None}
-    sr = next(iter(srs)).sample_rate if srs else 22050
+    srs: list[Any] = [fe for m in methods if (fe := getattr(getattr(m, "encoder", None), "frontend", None))]
+    sr = srs[0].sample_rate if srs else 22050
     for m in methods:
         fe = getattr(getattr(m, "encoder", None), "frontend", None)
         if fe is not None and fe.sample_rate != sr:

@@ -54,6 +54,7 @@ class Solver:
         self.checkpoint_every = int(checkpoint_every)
         self.log = log or (lambda msg: None)
         self.step = 0
+        self.elapsed = 0.0  # training wall seconds over every run that led here (kept in checkpoints)
         self.history: list[dict[str, Any]] = []
         self.rng = np.random.default_rng(self.seed)
         self.net: Any = None
@@ -125,6 +126,7 @@ class Solver:
             "numpy_rng": json.dumps(self.rng.bit_generator.state),
             "torch_rng": torch.get_rng_state(),
             "history": json.dumps(self.history),
+            "elapsed": json.dumps(self.elapsed),
             "config": json.dumps(self.resumable_config(), sort_keys=True),
             **self.checkpoint_state(),
         }
@@ -151,6 +153,7 @@ class Solver:
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"])
         self.history = json.loads(state["history"])
+        self.elapsed = float(json.loads(state.get("elapsed", "0")))
         self.load_checkpoint_state(state)
         return True
 
@@ -165,10 +168,11 @@ class Solver:
 
             bar = tqdm(total=self.steps, initial=self.step, unit="step", desc=self.desc, dynamic_ncols=True)
         t0 = time.perf_counter()
-        start = self.step
+        start, start_elapsed = self.step, self.elapsed
         last: dict[str, float] = {}
         while self.step < self.steps:
             last = self.train_step()  # counts the step (optimise)
+            self.elapsed = start_elapsed + time.perf_counter() - t0
             if bar is not None:
                 bar.set_postfix(self.postfix(last))
                 bar.update(1)

@@ -153,12 +153,12 @@ class ContrastiveSolver(Solver):
         self.net.train()
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, self.cfg)
+        acc: Any
         if self.cfg.objective == "song":
             loss, acc = self._song_loss(self.train_sampler, self.rng)
             self.optimise(loss)
             return {"loss": float(loss.detach()), "acc": float(acc), "lr": self.opt.param_groups[0]["lr"]}
         xa, xb, groups = self.train_sampler.batch(self.rng, self.cfg.batch_size)
-        acc: Any
         if self.decoder is not None:
             self.decoder.train()
             loss, acc = self._reconstruction(torch.from_numpy(xa).to(self.device))
@@ -264,6 +264,8 @@ class ContrastiveSolver(Solver):
                 "train_hours": round(hours, 3),
                 "data": [os.path.basename(os.path.normpath(d)) for s in self.cfg.data_sources() for d in s.data],
                 "seed": self.cfg.seed,
+                "seconds": round(self.elapsed, 1),
+                "device": str(self.device),
                 "final": self.history[-1] if self.history else {},
             }
         }

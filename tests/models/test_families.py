@@ -103,3 +103,25 @@ def test_each_family_trains_and_beats_its_untrained_self(name, synth_folder, tmp
         s.train_step()
     after = s.valid()["valid_loss"]
     assert np.isfinite(after) and after < before
+
+
+def test_shipped_song_model_loads_and_pools_with_attention(tmp_path):
+    """The leaderboard's winner ships beside the default: loadable by name, its learnt song pool used by
+    every song embedding, and an excerpt's song embedding is closest to its own track's."""
+    from soundalike.inference import Embedder
+    from soundalike.models import list_pretrained
+    from soundalike.testing import synth_track
+
+    assert "dilated_cnn-song" in list_pretrained()
+    enc = load_encoder("dilated_cnn-song")
+    assert enc.encoder == "dilated_cnn" and enc.net.song_head is not None
+    t = enc.metadata["training"]
+    assert t["objective"] == "song" and t["steps"] >= 1000
+    emb = Embedder(enc)
+    tracks = [emb.embed_waveform(synth_track(s, duration=30.0)) for s in (1, 2, 3)]
+    for tr in tracks:  # the catalog's song vector is the model's pooling, not the plain mean
+        np.testing.assert_allclose(tr.song, enc.song_embedding(tr.chunks), atol=1e-6)
+    mean = tracks[0].chunks.mean(axis=0)
+    assert float(np.dot(tracks[0].song, mean / np.linalg.norm(mean))) < 0.9999
+    q = emb.embed_waveform(synth_track(2, duration=30.0)[22050 * 10 : 22050 * 16]).song
+    assert int(np.argmax([float(q @ tr.song) for tr in tracks])) == 1

@@ -34,9 +34,10 @@ class SongPool(nn.Module):
 
     def __init__(self, dim: int, hidden: int = 64) -> None:
         super().__init__()
-        self.score = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
-        nn.init.zeros_(self.score[2].weight)
-        nn.init.zeros_(self.score[2].bias)
+        last = nn.Linear(hidden, 1)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.score = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), last)
         self.out = nn.Linear(dim, dim)
         with torch.no_grad():
             self.out.weight.copy_(torch.eye(dim))
@@ -92,7 +93,7 @@ class MelEncoder(nn.Module):
 
     def stage_modules(self) -> list[nn.Module]:
         """The stages in order (``self.stages`` unless a family keeps them under another name)."""
-        return list(self.stages)
+        return list(self.stages.children())
 
     def pool(self, h: torch.Tensor) -> torch.Tensor:
         """A stage map (B, C, ...) -> (B, C): the mean over every axis after the channels."""
