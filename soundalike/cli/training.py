@@ -178,7 +178,7 @@ def register(sub: Any) -> None:
     add_common(sp)
     sp.set_defaults(func=cmd_demo_corpus)
 
-    sp = sub.add_parser("train", help="train an encoder (InfoNCE, or an autoencoder) on folders of audio",
+    sp = sub.add_parser("train", help="train an encoder (InfoNCE, song-level, or an autoencoder) on folders of audio",
                         description="Train a registered encoder. Objective infonce: two augmented chunks per "
                                     "track (pitch, tempo, EQ, reverb, noise, MP3, masking; see configs/debian.yaml), "
                                     "in-batch negatives, temperature 0.1. Objective song (configs/encoders.yaml): "

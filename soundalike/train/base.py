@@ -12,8 +12,8 @@ Stages, as audiocraft's ``StandardSolver`` has them:
 
 :meth:`Solver.run` drives them with a progress bar and a log line per validation. The contrastive encoder
 trainer (:class:`soundalike.train.solver.ContrastiveSolver`), the hash-CNN's two stages
-(:mod:`soundalike.hashing.train`) and the tag heads (:mod:`soundalike.tagging.train`) are solvers; so will be
-the encoder families to come.
+(:mod:`soundalike.hashing.train`) and the tag heads (:mod:`soundalike.tagging.train`) are solvers; every
+encoder family trains through the first (objectives infonce, song, autoencoder).
 """
 
 from __future__ import annotations

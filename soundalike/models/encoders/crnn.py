@@ -28,7 +28,7 @@ class FramesGRU(nn.Module):
         return out.transpose(1, 2)
 
 
-@register_encoder("crnn", description="3 conv blocks + bidirectional GRU over frames, 128-d (~0.4M params)")
+@register_encoder("crnn", description="3 conv blocks + bidirectional GRU over frames, 128-d (~0.27M params)")
 class CRNN(MelEncoder):
     """Conv blocks pooling (2,2), (4,2), (4,2); a BiGRU over the remaining frames."""
 

@@ -35,7 +35,7 @@ class DilatedBlock(nn.Module):
         return self.act(self.body(x) + x)
 
 
-@register_encoder("dilated_cnn", description="2-D front end + dilated residual 1-D convs over time, 128-d (~0.25M params)")
+@register_encoder("dilated_cnn", description="2-D front end + dilated residual 1-D convs over time, 128-d (~0.4M params)")
 class DilatedCNN(MelEncoder):
     """Front: conv 3x3 blocks pooling (2,2), (4,1), (4,1); frequency collapsed; dilated 1-D residual blocks."""
 

@@ -12,7 +12,7 @@ from soundalike.models.encoders.base import MelEncoder, conv_bn_relu
 from soundalike.models.registry import register_encoder
 
 
-@register_encoder("fcn5", description="FCN-5: five conv + max-pool layers, 128-d (~0.5M params)")
+@register_encoder("fcn5", description="FCN-5: five conv + max-pool layers, 128-d (~0.6M params)")
 class FCN5(MelEncoder):
     """Five conv layers; pools (2,2) four times, then (4,4)."""
 

@@ -28,7 +28,7 @@ class ResidualBlock(nn.Module):
         return self.act(self.body(x) + self.skip(x))
 
 
-@register_encoder("resnet_cnn", description="residual 2-D CNN: stem + 4 residual blocks, 128-d (~0.55M params)")
+@register_encoder("resnet_cnn", description="residual 2-D CNN: stem + 4 residual blocks, 128-d (~0.64M params)")
 class ResNetCNN(MelEncoder):
     """Stem (conv 3x3, 2x2 max-pool), residual blocks with the given channels and strides, average pool, dense."""
 
