@@ -14,6 +14,7 @@ chunks, then a linear map), trained at song level.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,6 +24,16 @@ from torch import nn
 from soundalike.errors import ParameterError
 
 SONG_POOLS = ("mean", "attention")
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    """Settings every log-mel family has; a family's ``Config`` subclasses it and adds its own."""
+
+    embed_dim: int = 128  # output embedding size
+    n_mels: int = 128  # input mel bands (must match the front-end)
+    db_range: float = 80.0  # input dB lie in [-db_range, 0]; scaled to [-1, 1]
+    song_pool: str = "attention"  # song embedding from chunk embeddings: a learnt attention pool, or mean
 
 
 class SongPool(nn.Module):
@@ -130,3 +141,14 @@ def conv_bn_relu(cin: int, cout: int, kernel: int | tuple[int, int] = 3, *, dila
     pad = (dilation * (k[0] - 1) // 2, dilation * (k[1] - 1) // 2)
     return [nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation, bias=False),
             nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def conv_pool_stages(channels: tuple[int, ...], pools: tuple[tuple[int, int], ...], *,
+                     ceil_mode: bool = False) -> list[nn.Module]:
+    """One stage per entry: 3x3 conv + BN + ReLU, then a max-pool of that entry's size; the input has one channel."""
+    stages: list[nn.Module] = []
+    cin = 1
+    for cout, p in zip(channels, pools, strict=True):
+        stages.append(nn.Sequential(*conv_bn_relu(cin, cout), nn.MaxPool2d(p, ceil_mode=ceil_mode)))
+        cin = cout
+    return stages

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from soundalike.errors import ParameterError
-from soundalike.models.encoders.base import MelEncoder, conv_bn_relu
+from soundalike.models.encoders.base import MelConfig, MelEncoder, conv_pool_stages
 from soundalike.models.registry import register_encoder
 
 
@@ -33,25 +33,17 @@ class CRNN(MelEncoder):
     """Conv blocks pooling (2,2), (4,2), (4,2); a BiGRU over the remaining frames."""
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(MelConfig):
         channels: tuple[int, ...] = (32, 64, 128)
         hidden: int = 64  # GRU units per direction
-        embed_dim: int = 128
-        n_mels: int = 128
-        db_range: float = 80.0
-        song_pool: str = "attention"
 
     def __init__(self, config: Config | None = None) -> None:
         super().__init__()
         self.config = c = config or self.Config()
         if len(c.channels) != 3:
             raise ParameterError("crnn needs 3 conv widths")
-        pools = ((2, 2), (4, 2), (4, 2))
-        stages: list[nn.Module] = []
-        cin = 1
-        for cout, p in zip(c.channels, pools, strict=True):
-            stages.append(nn.Sequential(*conv_bn_relu(cin, cout), nn.MaxPool2d(p)))
-            cin = cout
+        stages = conv_pool_stages(c.channels, ((2, 2), (4, 2), (4, 2)))
+        cin = c.channels[-1]
         bands = c.n_mels // 32
         if bands < 1:
             raise ParameterError(f"crnn needs n_mels >= 32, got {c.n_mels}")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from soundalike.errors import ParameterError
-from soundalike.models.encoders.base import MelEncoder, conv_bn_relu
+from soundalike.models.encoders.base import MelConfig, MelEncoder, conv_pool_stages
 from soundalike.models.registry import register_encoder
 
 
@@ -40,25 +40,17 @@ class DilatedCNN(MelEncoder):
     """Front: conv 3x3 blocks pooling (2,2), (4,1), (4,1); frequency collapsed; dilated 1-D residual blocks."""
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(MelConfig):
         front: tuple[int, ...] = (32, 64, 128)  # 2-D front-end channels
         dilations: tuple[int, ...] = (1, 2, 4, 8)  # one residual 1-D block per dilation
-        embed_dim: int = 128
-        n_mels: int = 128
-        db_range: float = 80.0
-        song_pool: str = "attention"
 
     def __init__(self, config: Config | None = None) -> None:
         super().__init__()
         self.config = c = config or self.Config()
         if len(c.front) != 3 or not c.dilations:
             raise ParameterError("dilated_cnn needs 3 front-end widths and at least one dilation")
-        pools = ((2, 2), (4, 1), (4, 1))
-        stages: list[nn.Module] = []
-        cin = 1
-        for cout, p in zip(c.front, pools, strict=True):
-            stages.append(nn.Sequential(*conv_bn_relu(cin, cout), nn.MaxPool2d(p)))
-            cin = cout
+        stages = conv_pool_stages(c.front, ((2, 2), (4, 1), (4, 1)))
+        cin = c.front[-1]
         stages[-1] = nn.Sequential(stages[-1], CollapseFrequency())
         stages += [DilatedBlock(cin, d) for d in c.dilations]
         self.stages = nn.Sequential(*stages)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from soundalike.errors import ParameterError
-from soundalike.models.encoders.base import MelEncoder, conv_bn_relu
+from soundalike.models.encoders.base import MelConfig, MelEncoder, conv_pool_stages
 from soundalike.models.registry import register_encoder
 
 
@@ -17,12 +17,8 @@ class FCN5(MelEncoder):
     """Five conv layers; pools (2,2) four times, then (4,4)."""
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(MelConfig):
         channels: tuple[int, ...] = (32, 64, 128, 128, 256)
-        embed_dim: int = 128
-        n_mels: int = 128
-        db_range: float = 80.0
-        song_pool: str = "attention"
 
     def __init__(self, config: Config | None = None) -> None:
         super().__init__()
@@ -31,12 +27,7 @@ class FCN5(MelEncoder):
             raise ParameterError("fcn5 needs 5 conv widths")
         if c.n_mels < 64:
             raise ParameterError(f"fcn5 needs n_mels >= 64, got {c.n_mels}")
-        pools = ((2, 2), (2, 2), (2, 2), (2, 2), (4, 4))
-        stages: list[nn.Module] = []
-        cin = 1
-        for cout, p in zip(c.channels, pools, strict=True):
-            stages.append(nn.Sequential(*conv_bn_relu(cin, cout), nn.MaxPool2d(p, ceil_mode=True)))
-            cin = cout
-        self.stages = nn.Sequential(*stages)
-        self.fc = nn.Linear(cin, c.embed_dim)
+        self.stages = nn.Sequential(*conv_pool_stages(c.channels, ((2, 2), (2, 2), (2, 2), (2, 2), (4, 4)),
+                                                       ceil_mode=True))
+        self.fc = nn.Linear(c.channels[-1], c.embed_dim)
         self.init_song_pool()

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from soundalike.errors import ParameterError
-from soundalike.models.encoders.base import MelEncoder, conv_bn_relu
+from soundalike.models.encoders.base import MelConfig, MelEncoder, conv_bn_relu
 from soundalike.models.registry import register_encoder
 
 
@@ -33,14 +33,10 @@ class ResNetCNN(MelEncoder):
     """Stem (conv 3x3, 2x2 max-pool), residual blocks with the given channels and strides, average pool, dense."""
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(MelConfig):
         stem: int = 32  # stem channels
         channels: tuple[int, ...] = (32, 64, 128, 128)  # residual block widths
         strides: tuple[int, ...] = (1, 2, 2, 1)  # their strides
-        embed_dim: int = 128
-        n_mels: int = 128
-        db_range: float = 80.0
-        song_pool: str = "attention"
 
     def __init__(self, config: Config | None = None) -> None:
         super().__init__()
