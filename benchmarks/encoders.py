@@ -66,11 +66,9 @@ def train_families(cfg_path: str, families: list[str], steps: int, runs: Path, s
                                   AugmentConfig.from_dict(base.augment), seed=base.seed,
                                   max_seconds=base.max_track_seconds, cache_dir=base.cache_dir, jobs=base.jobs,
                                   progress=True)
-        t0 = time.perf_counter()
         path, report = train(cfg, tracks=tracks, progress=True, log=say)
-        prev = done.get(fam, {}).get("seconds", 0.0) if done.get(fam, {}).get("steps", steps) < steps else 0.0
         enc = load_encoder(path)
-        done[fam] = {"steps": report["steps"], "seconds": round(prev + time.perf_counter() - t0, 1),
+        done[fam] = {"steps": report["steps"], "seconds": enc.metadata["training"]["seconds"],  # over resumes
                      "params": sum(p.numel() for p in enc.net.parameters()), "model": str(path),
                      "train_tracks": report["train_tracks"], "valid_tracks": report["valid_tracks"],
                      "train_hours": enc.metadata["training"]["train_hours"],
