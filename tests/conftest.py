@@ -21,6 +21,13 @@ def _one_thread():
         pass
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache(tmp_path_factory):
+    """Exported ONNX graphs go to a cache of the test session's own (CLI subprocesses inherit it), never
+    to the user's ~/.cache."""
+    os.environ["SOUNDALIKE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def synth_folder(tmp_path_factory):
     """Eight generated 30 s tracks as WAV."""

@@ -69,6 +69,10 @@ class AudioEncoder:
         self.source = source  # the path or pretrained name it was loaded from
         self._fingerprint: str | None = None
         self._inference_ready = False
+        #: "onnx": inference passes run on ONNX Runtime where they can (set for models loaded from a file,
+        #: see :mod:`soundalike.models.runtime`); "torch": eager torch (a model being built or trained)
+        self.runtime = "torch"
+        self._graphs: dict[str, Any] = {}
 
     # ----------------------------------------------------------- description
     @property
@@ -114,6 +118,8 @@ class AudioEncoder:
         """Call after changing weights in place (training)."""
         self._fingerprint = None
         self._inference_ready = False
+        self.runtime = "torch"  # weights that change are never run from a stale export
+        self._graphs.clear()
 
     # ------------------------------------------------------------- inference
     def _prepare(self) -> None:
@@ -130,7 +136,7 @@ class AudioEncoder:
         chunks : torch.Tensor or np.ndarray [shape=(n, n_mels, chunk_frames)], dB
         returns np.ndarray [shape=(n, embed_dim), dtype=float32], unit rows
         """
-        return self._batched(self.net, chunks, batch_size)
+        return self._batched(self.net, chunks, batch_size, graph=("embed",))
 
     def song_embedding(self, chunk_embeddings: np.ndarray) -> np.ndarray:
         """A track's song embedding from its chunk embeddings [shape=(n, d)] -> [shape=(d,)], unit: the
@@ -151,7 +157,7 @@ class AudioEncoder:
         """
         if not hasattr(self.net, "features"):
             raise ModelError(f"encoder {self.name!r} ({self.encoder}) exposes no chunk features for tag heads")
-        return self._batched(self.net.features, chunks, batch_size)
+        return self._batched(self.net.features, chunks, batch_size, graph=("features",))
 
     def embed_with_heads(self, chunks: Any, heads: Any, *, batch_size: int = 128) -> tuple[np.ndarray, list[np.ndarray]]:
         """One pass over log-mel chunks gives the embeddings [shape=(n, embed_dim)] and each head's scores
@@ -166,11 +172,28 @@ class AudioEncoder:
             maps = self.net.trunk(x)
             return [self.net.embed_maps(maps), *(h.scores_from_maps(maps) for h in heads)]
 
-        out = self._batched(both, chunks, batch_size)
+        out = self._batched(both, chunks, batch_size, graph=("heads", *(h.weights_digest for h in heads)),
+                            owners=heads)
         return out[0], out[1:]
 
-    def _batched(self, fn: Any, chunks: Any, batch_size: int) -> Any:
-        """``fn`` over batches of chunks; its tensor (or list of tensors) concatenated as float32 numpy."""
+    def _graph(self, fn: Any, key: tuple[str, ...], owners: list[Any], frames: int) -> Any:
+        """The ONNX Runtime graph of ``fn`` for this model (built or loaded once), or None: run in torch."""
+        from soundalike.models import runtime
+
+        if self.runtime != "onnx" or not getattr(self.net, "onnx_exportable", True) or not runtime.runtime_wanted():
+            return None
+        name = "/".join((*key, str(frames)))
+        if name not in self._graphs:
+            self._graphs[name] = runtime.build_graph(
+                fn, [self.net, *(getattr(o, "net", o) for o in owners)],
+                key_parts=(self.fingerprint, *key, f"frames={frames}"), n_mels=self.frontend.n_mels, frames=frames)
+        return self._graphs[name]
+
+    def _batched(self, fn: Any, chunks: Any, batch_size: int, *, graph: tuple[str, ...] | None = None,
+                 owners: list[Any] | None = None) -> Any:
+        """``fn`` over batches of chunks; its tensor (or list of tensors) concatenated as float32 numpy.
+        ``graph`` names the pass for ONNX Runtime (see :meth:`_graph`); without it, or without a graph,
+        the pass runs in eager torch."""
         import torch
 
         self._prepare()
@@ -180,6 +203,16 @@ class AudioEncoder:
                 f"expected chunks of shape (n, {self.frontend.n_mels}, frames), got {tuple(x.shape)}"
             )
         from soundalike.limits import check_deadline
+
+        onnx = self._graph(fn, graph, list(owners or ()), int(x.shape[2])) if graph and x.shape[0] else None
+        if onnx is not None and graph is not None:
+            xn = x.numpy()
+            outs: list[list[np.ndarray]] = []
+            for i in range(0, xn.shape[0], batch_size):
+                check_deadline()
+                outs.append(onnx(xn[i : i + batch_size]))
+            cat = [np.concatenate([o[j] for o in outs]) for j in range(onnx.n_outputs)]
+            return cat if graph[0] == "heads" else cat[0]
 
         parts = []
         with torch.inference_mode():
@@ -266,6 +299,7 @@ def load_model_file(path: str | Path) -> AudioEncoder:
     enc = AudioEncoder(net, encoder=entry.name, frontend=FrontendConfig.from_dict(desc["frontend"]),
                        name=desc.get("name"), labels=tuple(desc.get("labels") or ()),
                        metadata=desc.get("metadata") or {}, source=str(stem))
+    enc.runtime = "onnx"
     stored = desc.get("fingerprint")
     if stored and stored != enc.fingerprint:
         raise ModelError(f"{wpath} does not match the fingerprint in its JSON ({stored} != {enc.fingerprint}): "

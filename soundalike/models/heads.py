@@ -142,6 +142,7 @@ class HeadModel:
         self.name = name or head
         self.metadata = dict(metadata or {})
         self.ref = self.name  # how it was loaded: a shipped name or a path (set by load_head)
+        self._digest: str | None = None  # the verified digest of weights loaded from a file (never trained after)
 
     @property
     def tap(self) -> int:
@@ -169,7 +170,7 @@ class HeadModel:
     @property
     def weights_digest(self) -> str:
         """sha256 of the weights (16 hex digits): which trained head this is."""
-        return self._weights_digest()
+        return self._digest or self._weights_digest()
 
     def _weights_digest(self) -> str:
         h = hashlib.sha256()
@@ -232,7 +233,8 @@ def load_head(path: str | Path) -> HeadModel:
     model = HeadModel(net, head=desc["head"], tags=tuple(desc["tags"]), multi_label=desc["multi_label"],
                       encoder_fingerprint=desc["encoder_fingerprint"], name=desc.get("name"),
                       metadata=desc.get("metadata"))
-    if desc.get("weights_sha256") and desc["weights_sha256"] != model._weights_digest():
+    model._digest = model._weights_digest()
+    if desc.get("weights_sha256") and desc["weights_sha256"] != model._digest:
         raise ModelError(f"{stem}.safetensors does not match its JSON: the weights were replaced or damaged")
     model.ref = str(path) if stem == HEADS_DIR / str(path) else str(stem.resolve())
     return model

@@ -75,6 +75,8 @@ class HashCNN(nn.Module):
 
     unit_norm = False  # forward gives relaxed codes in (-1, 1), not unit vectors
     training_only_modules = ("classifier", "backbone_classifier")  # softmax heads; forward does not use them
+    #: its antialiased resize has no ONNX operator: inference stays in eager torch (a hash code per track is cheap)
+    onnx_exportable = False
 
     @dataclass(frozen=True)
     class Config:
