@@ -28,7 +28,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
         matches = similar(catalog, args.query, k=args.k, offset=args.offset, duration=args.duration, hash=args.hash,
                           where=args.where, max_duration=args.max_duration)
         payload = {"query": args.query, "catalog": str(catalog.root), "k": args.k, "where": args.where or [],
-                   "ranking": "hamming" if args.hash else "cosine", "matches": [m.to_dict() for m in matches],
+                   "ranking": "hamming" if args.hash else "song+moments" if matches and matches[0].moment_score
+                   is not None else "cosine", "matches": [m.to_dict() for m in matches],
                    **({"notice": note} if note else {})}
 
         def text() -> None:
@@ -81,8 +82,11 @@ def cmd_identify(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add this group's commands to the ``soundalike`` sub-parsers."""
     sp = sub.add_parser("similar", help="the tracks that sound most like a file or a catalog track",
-                        description="Rank catalog tracks by cosine similarity of song embeddings to QUERY: an "
-                                    "audio file (embedded with the catalog's model) or a track id. With --hash, "
+                        description="Rank catalog tracks by how they sound like QUERY: a track id (cosine "
+                                    "similarity of song embeddings) or an audio file, embedded with the catalog's "
+                                    "model and ranked by 0.25 x song cosine + 0.75 x moment score (how well its "
+                                    "chunks find twins among the track's), so an excerpt, even a noisy one, finds "
+                                    "the track it comes from first (JSON: song_score, moment_score). With --hash, "
                                     "rank by Hamming distance of compact binary codes instead (a catalog indexed "
                                     "with --hash-model).")
     sp.add_argument("query", metavar="QUERY", help="audio file, or a track id from `soundalike info --tracks`")

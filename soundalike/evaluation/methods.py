@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from soundalike.features.mel import FrontendConfig
+from soundalike.index.scoring import query_grid
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -33,6 +34,19 @@ class Method:
     def song(self, y: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    #: the hop of the chunks a catalog keeps (set per method; also what :func:`query_grid` reads)
+    catalog_hop_frames: int = 64
+    frontend: FrontendConfig
+
+    def query_grid(self, seconds: float) -> tuple[int, int]:
+        """(hop, phases) `similar` embeds a file query of ``seconds`` at (:func:`query_grid`)."""
+        return query_grid(self.frontend, seconds)
+
+    def song_of_chunks(self, chunks: np.ndarray, y: np.ndarray, phases: int) -> np.ndarray:
+        """The song embedding `similar` gives a query whose chunks (on ``phases`` grids) are ``chunks``; by
+        default the song of its waveform ``y``."""
+        return self.song(y)
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind}
 
@@ -46,6 +60,8 @@ class ModelMethod(Method):
         self.kind = kind
         self.batch_size = batch_size
         self._emb: dict[int, Any] = {}
+        self.frontend = encoder.frontend
+        self.catalog_hop_frames = int(encoder.frontend.chunk_hop_frames)
 
     def _embedder(self, hop_frames: int) -> Any:
         from soundalike.inference.embed import Embedder
@@ -60,6 +76,11 @@ class ModelMethod(Method):
 
     def song(self, y: np.ndarray) -> np.ndarray:
         return self._embedder(self.encoder.frontend.chunk_hop_frames).embed_waveform(y).song
+
+    def song_of_chunks(self, chunks: np.ndarray, y: np.ndarray, phases: int) -> np.ndarray:
+        from soundalike.tasks.similar import query_song
+
+        return query_song(self.encoder, chunks, phases)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "model": self.encoder.name,
@@ -83,6 +104,7 @@ class MFCCMethod(Method):
 
         self.name = "mfcc-stats"
         self.frontend = frontend
+        self.catalog_hop_frames = int(frontend.chunk_hop_frames)
         self.n_mfcc = n_mfcc
         self._mel = MelFrontend(frontend)
         m = frontend.n_mels

@@ -376,6 +376,19 @@ class Catalog:
         d = self.embed_dim
         return np.frombuffer(row[0], np.float32).reshape(-1, d), np.frombuffer(row[1], np.float32)
 
+    def chunk_embeddings(self, track_ids: Sequence[int]) -> list[np.ndarray]:
+        """The stored chunk embeddings [shape=(n_i, d)] of tracks, in the order asked (one query)."""
+        ids = [int(i) for i in track_ids]
+        if not ids:
+            return []
+        rows = dict(self.store.execute(f"SELECT id, chunk_emb FROM tracks WHERE id IN ({','.join('?' * len(ids))})",
+                                       ids).fetchall())
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise TrackNotFoundError(f"no track {missing[0]} in catalog {self.root}")
+        d = self.embed_dim
+        return [np.frombuffer(rows[i], np.float32).reshape(-1, d) for i in ids]
+
     def search(self, vector: np.ndarray, *, k: int = 10, exclude: Iterable[int] = (),
                allow: Iterable[int] | None = None) -> list[Match]:
         """Nearest tracks to a song embedding [shape=(d,)] by cosine similarity (only ``allow``, if given)."""

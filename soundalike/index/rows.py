@@ -38,12 +38,16 @@ class Match:
     """One answer to a similarity query."""
 
     rank: int
-    score: float  # cosine similarity of song embeddings in [-1, 1]; with hash codes, 1 - hamming / bits
+    score: float  # cosine of song embeddings in [-1, 1] (a file query: see song_score); hash codes: 1 - hamming / bits
     track: Track
     hamming: int | None = None  # differing bits, for a search over hash codes
+    song_score: float | None = None  # for a file query: the song-embedding cosine, and
+    moment_score: float | None = None  # how well its chunks find twins in the track (score = their mean)
 
     def to_dict(self) -> dict[str, Any]:
-        extra = {} if self.hamming is None else {"hamming": int(self.hamming)}
+        extra: dict[str, Any] = {} if self.hamming is None else {"hamming": int(self.hamming)}
+        if self.song_score is not None and self.moment_score is not None:
+            extra.update(song_score=round(float(self.song_score), 6), moment_score=round(float(self.moment_score), 6))
         return {"rank": self.rank, "score": round(float(self.score), 6), **extra, **self.track.to_dict()}
 
 

@@ -130,6 +130,9 @@ def build_graph(fn: Any, owners: Sequence[Any], *, key_parts: Sequence[str], n_m
         # idle pool threads sleep instead of spinning: they would take the core the decode thread runs on
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        got = session.get_inputs()[0]
+        if got.name != "chunks" or got.shape != ["batch", n_mels, frames]:
+            raise ValueError(f"the cached graph takes {got.name} {got.shape}, not chunks (batch, {n_mels}, {frames})")
     except Exception as exc:  # an operator the exporter does not know, a damaged cache file
         path.unlink(missing_ok=True)
         _warn_once(f"export:{key}", f"cannot run this model on ONNX Runtime ({type(exc).__name__}: {exc}); "
@@ -139,6 +142,22 @@ def build_graph(fn: Any, owners: Sequence[Any], *, key_parts: Sequence[str], n_m
 
 
 def _export(fn: Any, owners: Sequence[Any], *, n_mels: int, frames: int) -> bytes:
+    """The ONNX bytes of ``fn``, exported in a thread of its own: a caller's ``torch.inference_mode`` (it is
+    per thread) would make the tracer drop the input's name and its dynamic batch axis."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import onnx
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="soundalike-onnx-export") as pool:
+        data = pool.submit(_trace, fn, owners, n_mels, frames).result()
+    graph = onnx.load_from_string(data).graph
+    dims = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] if graph.input else []
+    if len(graph.input) != 1 or graph.input[0].name != "chunks" or dims != ["batch", n_mels, frames]:
+        raise ValueError(f"the export's input is not chunks (batch, {n_mels}, {frames})")
+    return data
+
+
+def _trace(fn: Any, owners: Sequence[Any], n_mels: int, frames: int) -> bytes:
     import io
 
     import torch
@@ -148,8 +167,8 @@ def _export(fn: Any, owners: Sequence[Any], *, n_mels: int, frames: int) -> byte
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), buf, dynamo=False,  # type: ignore[arg-type]  # a file object works input_names=["chunks"],
-                          dynamic_axes={"chunks": {0: "batch"}}, opset_version=OPSET)
+        torch.onnx.export(module, (example,), buf, dynamo=False,  # type: ignore[arg-type]  # a file object works
+                          input_names=["chunks"], dynamic_axes={"chunks": {0: "batch"}}, opset_version=OPSET)
     return buf.getvalue()
 
 

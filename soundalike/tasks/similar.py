@@ -63,8 +63,49 @@ def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: f
                 f"{query!r} is neither an audio file nor a track id in catalog {catalog.root}"
             ) from None
         return catalog.search(song, k=k, exclude=[track_id], allow=allow)
-    emb = Embedder(catalog.encoder, max_duration=max_duration).embed_file(str(query), offset=offset, duration=duration)
-    return catalog.search(emb.song, k=k, allow=allow)
+    from soundalike.index.scoring import query_grid
+
+    fe = catalog.encoder.frontend
+    emb = Embedder(catalog.encoder, max_duration=max_duration).embed_file(str(query), offset=offset,
+                                                                          duration=duration)
+    hop, phases = query_grid(fe, emb.duration)
+    if phases > 1:  # a short query: again on denser chunks (one of its grids lands near the stored chunks)
+        dense = Embedder(catalog.encoder, chunk_hop_frames=hop, max_duration=max_duration)
+        emb = dense.embed_waveform(dense.decode(str(query), offset=offset, duration=duration).samples)
+    return rank_file_query(catalog, emb.chunks, k=k, allow=allow, phases=phases)
+
+
+#: how many song-embedding neighbours of a file query are re-scored with its moments
+RERANK_DEPTH = 100
+
+
+def query_song(encoder: Any, chunks: np.ndarray, phases: int = 1) -> np.ndarray:
+    """The song embedding of a file query whose chunks lie on ``phases`` interleaved grids (see
+    :func:`~soundalike.index.scoring.query_grid`): pooled over the first grid, the catalog's own, as its
+    tracks' are."""
+    return encoder.song_embedding(chunks[:: max(1, phases)])
+
+
+def rank_file_query(catalog: Catalog, chunks: np.ndarray, *, k: int, allow: np.ndarray | None = None,
+                    phases: int = 1) -> list[Match]:
+    """Rank the catalog for a file query, given its chunk embeddings (on ``phases`` grids,
+    :func:`~soundalike.index.scoring.query_grid`), by its song cosine and its moment score (its chunks
+    against the track's stored chunks; :func:`~soundalike.index.scoring.similar_scores`), over its
+    :data:`RERANK_DEPTH` nearest songs. An excerpt, even a noisy one, finds its own track first this way;
+    its song embedding alone holds too little of the song."""
+    from dataclasses import replace
+
+    from soundalike.index.scoring import similar_scores
+
+    cands = catalog.search(query_song(catalog.encoder, chunks, phases), k=max(k, RERANK_DEPTH), allow=allow)
+    if not cands:
+        return []
+    stored = catalog.chunk_embeddings([m.track.id for m in cands])
+    songs = np.asarray([m.score for m in cands], np.float64)  # the index's song cosines
+    fused, moments = similar_scores(songs, chunks, stored, phases=phases)
+    order = np.argsort(-fused, kind="stable")[:k]
+    return [replace(cands[i], rank=n + 1, score=float(fused[i]), song_score=float(songs[i]),
+                    moment_score=float(moments[i])) for n, i in enumerate(order)]
 
 
 @dataclass
@@ -106,6 +147,7 @@ def analyse(catalog: Catalog, path: str | Path, *, k: int = 10, offset: float = 
     import time
 
     from soundalike.audio.io import decode
+    from soundalike.index.scoring import query_grid
     from soundalike.inference.embed import Embedder
     from soundalike.tagging.tagger import TagResult, summarise
     from soundalike.tasks.identify import identify_waveform
@@ -115,10 +157,12 @@ def analyse(catalog: Catalog, path: str | Path, *, k: int = 10, offset: float = 
     t0 = time.perf_counter()
     sr = catalog.encoder.frontend.sample_rate
     audio = decode(path, sr=sr, offset=offset, duration=duration, max_duration=max_duration, require_sound=True)
-    embedder = Embedder(catalog.encoder, tagger=catalog.tagger if catalog.has_tags else None)
+    hop, phases = query_grid(catalog.encoder.frontend, audio.duration)  # chunks as `similar` takes them
+    embedder = Embedder(catalog.encoder, chunk_hop_frames=hop, tagger=catalog.tagger if catalog.has_tags else None)
     emb = embedder.embed_waveform(audio.samples, keep_mel=True)
     allow = catalog.filter_tracks(where) if where else None
-    matches = [] if allow is not None and not len(allow) else catalog.search(emb.song, k=k, allow=allow)
+    matches = [] if allow is not None and not len(allow) else rank_file_query(catalog, emb.chunks, k=k,
+                                                                              allow=allow, phases=phases)
     tags = None
     if emb.tag_scores is not None:  # the heads' chunk scores from the embedding's own pass
         n = len(emb.tag_scores)

@@ -11,7 +11,8 @@ import pytest
 
 from soundalike.errors import ParameterError
 from soundalike.evaluation import metrics as M
-from soundalike.evaluation.run import EvalConfig, evaluate, excerpt_scores
+from soundalike.evaluation.run import EvalConfig, evaluate
+from soundalike.index.scoring import moment_scores, similar_scores
 
 
 def test_ranks_recall_mrr():
@@ -63,9 +64,25 @@ def test_linear_probe(rng):
 
 def test_excerpt_scores_by_hand():
     catalog = [np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[0.6, 0.8]])]
-    s = excerpt_scores([np.array([[1.0, 0.0]]), np.array([[1.0, 0.0], [0.0, 1.0]])], catalog)
+    s = moment_scores([np.array([[1.0, 0.0]]), np.array([[1.0, 0.0], [0.0, 1.0]])], catalog)
     assert s[0].tolist() == pytest.approx([1.0, 0.6])
     assert s[1].tolist() == pytest.approx([1.0, 0.7])
+    empty = moment_scores([np.array([[1.0, 0.0]])], [np.zeros((0, 2)), np.array([[0.0, 1.0]])])
+    assert empty[0].tolist() == pytest.approx([-1.0, 0.0])  # a track without chunks ranks last
+
+
+def test_similar_scores_let_a_query_moment_outrank_a_closer_song():
+    # track 0's song is nearer the query's, but track 1 holds the query's moment: the mean ranks track 1 first
+    tracks = [np.array([[0.0, 1.0]]), np.array([[0.0, 1.0], [1.0, 0.0]])]
+    scores, moments = similar_scores(np.array([0.9, 0.6]), np.array([[1.0, 0.0]]), tracks)
+    assert moments.tolist() == pytest.approx([0.0, 1.0])
+    assert scores.tolist() == pytest.approx([0.25 * 0.9, 0.25 * 0.6 + 0.75])
+    # three interleaved grids: a track scores by its best-aligned one
+    q = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [1.0, 0.0]])
+    _, by_grid = similar_scores(np.zeros(1), q, [np.array([[1.0, 0.0]])], phases=3)
+    assert by_grid.tolist() == pytest.approx([1.0])  # grid 0 (chunks 0 and 3) matches exactly
+    _, flat = similar_scores(np.zeros(1), q, [np.array([[1.0, 0.0]])])
+    assert flat.tolist() == pytest.approx([(1.0 + 0.0 + 0.6 + 1.0) / 4])
 
 
 def test_mfcc_baseline_matches_librosa():

@@ -35,6 +35,30 @@ def test_excerpt_of_a_track_ranks_it_first(catalog, synth_folder):
         assert matches[0].score > matches[1].score
 
 
+def test_noisy_excerpt_is_found_by_its_moments_and_a_whole_file_scores_one(catalog, synth_folder, tmp_path):
+    from soundalike.audio import load
+    from soundalike.augment.waveform import add_noise, codec
+    from soundalike.index.scoring import SONG_WEIGHT
+
+    rng = np.random.default_rng(5)
+    srcs = sorted(synth_folder.glob("*.wav"))
+    for n, src in enumerate(srcs[:4]):
+        y, sr = load(src, sr=22050, offset=4.0 + 5 * n, duration=6.0)
+        q = save(tmp_path / f"noisy{n}.wav", codec(add_noise(y, 10.0, rng), sr, bitrate_kbps=64), sr)
+        got = similar(catalog, q, k=3)
+        assert got[0].track.path == str(src.resolve()), [m.track.path for m in got]
+        for m in got:  # the score is the stated mix of the two parts, and they are in range
+            assert m.score == pytest.approx(SONG_WEIGHT * m.song_score + (1 - SONG_WEIGHT) * m.moment_score)
+            assert -1.0 <= m.moment_score <= 1.0 and -1.0 <= m.song_score <= 1.0
+        assert got[0].moment_score > got[1].moment_score
+        assert set(got[0].to_dict()) >= {"song_score", "moment_score", "score"}
+    whole = similar(catalog, srcs[2], k=2)  # a file in the catalog: its own track, score 1
+    assert whole[0].track.path == str(srcs[2].resolve())
+    assert whole[0].score == pytest.approx(1.0, abs=1e-4) and whole[0].moment_score == pytest.approx(1.0, abs=1e-4)
+    by_id = similar(catalog, whole[0].track.id, k=2)  # a track id: song cosines alone, no moment parts
+    assert by_id[0].moment_score is None and "moment_score" not in by_id[0].to_dict()
+
+
 def test_mp3_excerpt_query(catalog, synth_folder, tmp_path):
     from soundalike.audio import load
 

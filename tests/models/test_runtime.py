@@ -92,3 +92,16 @@ def test_torch_runtime_by_environment_and_for_models_in_training(monkeypatch):
     assert enc._graphs
     enc.invalidate_fingerprint()  # its weights are about to change: never run from a stale export
     assert enc.runtime == "torch" and enc._graphs == {}
+
+
+def test_a_graph_first_built_under_inference_mode_takes_any_batch():
+    import torch
+
+    from soundalike.models.factory import load_encoder
+
+    enc = load_encoder("fingerprint_cnn-music")
+    x = _chunks(enc, n=9, seed=2)
+    with torch.inference_mode():  # as ingest and the web app call it
+        got = enc.embed_chunks(x, batch_size=5)
+    np.testing.assert_allclose(got, _torch_result(enc, lambda: enc.embed_chunks(x)), atol=2e-5)
+    np.testing.assert_allclose(enc.embed_chunks(x[:1]), got[:1], atol=2e-5)
