@@ -97,6 +97,9 @@ def main() -> int:
     ap.add_argument("--max-seconds", type=float, default=600.0)
     ap.add_argument("--sim-tracks", type=int, default=10000, help="simulated catalog size for latency")
     ap.add_argument("--no-chromaprint", action="store_true")
+    ap.add_argument("--generated-per-kind", type=int, default=30,
+                    help="generated out-of-catalog clips of each kind (soundalike.testing.ood; default 30)")
+    ap.add_argument("--mixes", type=int, default=3, help="generated long recordings of catalog tracks (default 3)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = ap.parse_args()
@@ -108,6 +111,7 @@ def main() -> int:
     from soundalike.fingerprint import load_fingerprinter
     from soundalike.fingerprint.evaluate import (
         CONDITIONS,
+        Query,
         content_groups,
         is_hit,
         make_queries,
@@ -115,6 +119,9 @@ def main() -> int:
         top_candidates,
     )
     from soundalike.fingerprint.index import BinaryIndex
+    from soundalike.fingerprint.segments import find_segments
+    from soundalike.testing.mixes import make_mix, score_segments
+    from soundalike.testing.ood import OOD_KINDS, chord_song, ood_clip
 
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -171,10 +178,49 @@ def main() -> int:
         for c in conds:
             sel = [(q, r) for q, r in zip(q_in, r_in, strict=True) if q.condition == c]
             hits = [is_hit(r[0], q, inside) for q, r in sel]
-            acc = [h and cal.confidence(r[0].score, r[1]) >= cal.threshold for h, (q, r) in zip(hits, sel, strict=True)]
+            acc = [h and cal.confidence(*r[1]) >= cal.threshold for h, (q, r) in zip(hits, sel, strict=True)]
             res[c]["ours"] = float(np.mean(hits))
             res[c]["ours_accepted"] = float(np.mean(acc))
-        ours_fmr = float(np.mean([c is not None and cal.confidence(c.score, m) >= cal.threshold for c, m in r_out]))
+        ours_fmr = float(np.mean([c is not None and cal.confidence(*m) >= cal.threshold for c, m in r_out]))
+
+        # ---- generated sound in no catalog (seeds apart from the calibration's), against this catalog;
+        # and a catalog of generated songs queried with other songs of their style
+        def accepted(rows_: list) -> float:  # noqa: ANN001
+            return float(np.mean([c is not None and cal.confidence(*m) >= cal.threshold for c, m in rows_]))
+
+        gen: dict[str, float] = {}
+        for kind in OOD_KINDS:
+            qs = [Query(-1, 0.0, kind, ood_clip(kind, i, sr=sr, duration=args.seconds), False)
+                  for i in range(args.generated_per_kind)]
+            gen[kind] = accepted(top_candidates(fp, index, qs, sr))
+        songs = [chord_song(i, sr=sr) for i in range(10)] + [chord_song(100 + i, sr=sr) for i in range(30)]
+        song_index = BinaryIndex.build(fp.bits, [(i, fp.track_codes(songs[i], sr), fp.hop_seconds) for i in range(10)])
+        q_song_out = [Query(-1, 0.0, "generated song", songs[10 + i][int(5 * sr) : int((5 + args.seconds) * sr)], False)
+                      for i in range(30)]
+        gen["generated songs vs a catalog of them"] = accepted(top_candidates(fp, song_index, q_song_out, sr))
+        q_song_in = make_queries(songs[:10], sr, per_condition=10, seconds=args.seconds,
+                                 conditions=["clean", "mp3 32 kbps", "noise 0 dB"], seed=args.seed + 5)
+        r_song_in = top_candidates(fp, song_index, q_song_in, sr)
+        gen_hits = float(np.mean([is_hit(c, q, list(range(10))) and cal.confidence(*m) >= cal.threshold
+                                  for q, (c, m) in zip(q_song_in, r_song_in, strict=True)]))
+
+        # ---- long recordings: mixes of catalog tracks (crossfades, tempo nudges, noise, talk-over,
+        # out-of-catalog music between), every segment known
+        seg_scores, seg_x = [], []
+        long_enough = [i for i in inside if len(waves[i]) > 50 * sr]
+        fillers = [waves[i] for i in outside if len(waves[i]) > 20 * sr]
+        for m in range(args.mixes if long_enough and fillers else 0):
+            mrng = np.random.default_rng(args.seed + 100 + m)
+            pick = [int(x) for x in mrng.choice(long_enough, size=min(6, len(long_enough)), replace=False)]
+            order = pick[:3] + [-1] + pick[3:]
+            secs = [float(mrng.uniform(25, 45)) for _ in order]
+            mix, truth = make_mix(waves, sr, order=order, seconds=secs, seed=args.seed + m,
+                                  fillers=[fillers[m % len(fillers)]])
+            t0 = time.perf_counter()
+            qc, qt = fp.query_codes(mix, sr, fp.query_hop_for(len(index)))
+            segs = find_segments(fp, index, qc, qt, len(mix) / sr)
+            seg_x.append(len(mix) / sr / (time.perf_counter() - t0))
+            seg_scores.append(score_segments([(s.track_id, s.start, s.end) for s in segs], truth))
 
         # ---- latency at 10,000 tracks: the real windows + random codes
         per_track = index.track_ids.size / max(len(inside), 1)
@@ -239,6 +285,14 @@ def main() -> int:
         print(line)
     print(f"false matches (out of catalog): ours {ours_fmr:.3f} (threshold {fp.calibration.threshold:.3f})"
           + (f", chromaprint {cp['false_match_rate']:.3f}" if cp else "") + "  [target <= 0.01]")
+    print("generated sound in no catalog, accepted as a match [target <= 0.01 each]: "
+          + ", ".join(f"{k} {v:.3f}" for k, v in gen.items())
+          + f"; generated songs' own excerpts found and accepted {gen_hits:.3f}")
+    if seg_scores:
+        print(f"long recordings ({len(seg_scores)} mixes of 6 catalog tracks + other music): segment precision "
+              f"{np.mean([x['precision'] for x in seg_scores]):.3f}, recall {np.mean([x['recall'] for x in seg_scores]):.3f}"
+              f" [target >= 0.95], worst boundary {max(x['max_boundary_error'] for x in seg_scores):.1f} s "
+              f"[target <= 2 s], {np.mean(seg_x):.0f}x realtime")
     print(f"storage per hour: ours {ours_bytes_h / 1000:.1f} KB (SQLite, on disk)"
           + (f", chromaprint {cp['bytes_per_hour'] / 1000:.1f} KB (raw items)" if cp else "") + "  [target <= 200 KB]")
     print(f"query latency: ours {t_query * 1000:.1f} ms on this catalog, {lat_big * 1000:.1f} ms at "
@@ -251,7 +305,8 @@ def main() -> int:
     if shared:
         print(f"{shared} tracks share audio with another track; they were kept on one side of the split")
     if args.json:
-        print(json.dumps({"conditions": res, "ours_false_match_rate": ours_fmr, "ours_bytes_per_hour": ours_bytes_h,
+        print(json.dumps({"conditions": res, "ours_false_match_rate": ours_fmr, "generated_accepted": gen,
+                          "generated_song_hits_accepted": gen_hits, "segments": seg_scores, "ours_bytes_per_hour": ours_bytes_h,
                           "ours_query_seconds": t_query, "ours_query_seconds_at_sim": lat_big, "chromaprint": cp,
                           "hours": hours, "tracks": len(inside)}, indent=2))
     return 0

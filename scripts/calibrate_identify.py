@@ -6,7 +6,10 @@ catalog". Degraded 5 s excerpts of both (every condition of
 ``soundalike.fingerprint.evaluate.CONDITIONS``) are identified; a logistic
 regression maps (vote score, margin over the next track) to the probability
 that the top match is right, and the threshold is the lowest confidence at
-which at most 1% of the out-of-catalog excerpts would match. The result goes
+which at most 1% of the out-of-catalog excerpts would match. The evidence weighed: the vote score, the
+margin over the next track, the margin over the top track's next offset, and how steady the query is; the
+out-of-catalog side also holds generated sound (``soundalike.testing.ood``) and a catalog of generated
+songs queried with other songs of their style. The result goes
 into the model's JSON (``metadata.identify``); the weights, and so the model
 fingerprint, do not change.
 
@@ -22,6 +25,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,14 +59,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-rate", type=float, default=0.01, help="false-match rate allowed (default 0.01)")
     ap.add_argument("--sample-rate", type=int, default=22050, help="rate the degradations run at (default 22050)")
     ap.add_argument("--max-seconds", type=float, default=600.0, help="cut longer tracks (default 600)")
+    ap.add_argument("--generated-per-kind", type=int, default=40,
+                    help="generated out-of-catalog clips of each kind (soundalike.testing.ood; default 40)")
+    ap.add_argument("--generated-songs", type=int, default=12,
+                    help="generated songs in a catalog of their own, and as many outside it (default 12)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dry-run", action="store_true", help="print the calibration, do not write it")
+    ap.add_argument("--dump", metavar="NPZ", help="also save every query's evidence here, for study")
     args = ap.parse_args(argv)
 
     import torch
 
     from soundalike.fingerprint import load_fingerprinter
     from soundalike.fingerprint.evaluate import (
+        Query,
         content_groups,
         fit_calibration,
         is_hit,
@@ -71,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         top_candidates,
     )
     from soundalike.fingerprint.index import BinaryIndex
+    from soundalike.testing.ood import OOD_KINDS, chord_song, ood_clip
 
     torch.set_num_threads(1)
     fp = load_fingerprinter(args.model)
@@ -91,27 +102,75 @@ def main(argv: list[str] | None = None) -> int:
     r_out = top_candidates(fp, index, q_out, args.sample_rate, progress=True)
     # right answers vs answers to excerpts that are not in the catalog; an in-catalog excerpt whose
     # top match is wrong (often the right track at a repeat of the passage) is neither
-    pos = [(c.score, m) for q, (c, m) in zip(q_in, r_in, strict=True) if c is not None and is_hit(c, q, inside)]
-    neg = [(c.score, m) for c, m in r_out if c is not None]
+    pos = [m for q, (c, m) in zip(q_in, r_in, strict=True) if c is not None and is_hit(c, q, inside)]
+    neg = [m for c, m in r_out if c is not None]
+    # generated sound that is in no catalog (tones, sweeps, chords, drum loops, speech-like noise, hiss,
+    # generated songs), against the same catalog; and a catalog of generated songs whose own excerpts
+    # must be found while other songs of the same style must not (seeds apart from the tests' and the
+    # benchmark's, which use seeds below 1000)
+    sr = args.sample_rate
+    q_gen = [Query(-1, 0.0, f"generated {kind}", ood_clip(kind, 1000 + i, sr=sr, duration=args.seconds), False)
+             for kind in OOD_KINDS for i in range(args.generated_per_kind)]
+    r_gen = top_candidates(fp, index, q_gen, sr, progress=True)
+    qs_in, qs_out, rs_in, rs_out = [], [], [], []
+    songs = [chord_song(2000 + i, sr=sr) for i in range(2 * args.generated_songs)]
+    own = list(range(args.generated_songs))
+    if own:
+        song_index = BinaryIndex.build(fp.bits, [(i, fp.track_codes(songs[i], sr), fp.hop_seconds) for i in own])
+        song_conds = ["clean", "mp3 32 kbps", "noise 0 dB", "reverb + noise 10 dB"]
+        qs_in = make_queries(songs[: len(own)], sr, per_condition=args.generated_songs, seconds=args.seconds,
+                             conditions=song_conds, seed=args.seed + 3)
+        qs_out = make_queries(songs[len(own):], sr, per_condition=args.generated_songs, seconds=args.seconds,
+                              conditions=song_conds, seed=args.seed + 4, in_catalog=False)
+        rs_in = top_candidates(fp, song_index, qs_in, sr, progress=True)
+        rs_out = top_candidates(fp, song_index, qs_out, sr, progress=True)
+    pos += [m for q, (c, m) in zip(qs_in, rs_in, strict=True) if c is not None and is_hit(c, q, own)]
+    neg += [m for c, m in r_gen + rs_out if c is not None]
     n_out_none = sum(c is None for c, _ in r_out)
-    worst = sorted(((c.score, m, q.condition, Path(paths[outside[q.track]]).name, Path(paths[c.track_id]).name,
+    worst = sorted(((c.score, m[1], q.condition, Path(paths[outside[q.track]]).name, Path(paths[c.track_id]).name,
                      round(c.offset, 1)) for q, (c, m) in zip(q_out, r_out, strict=True) if c is not None),
                    reverse=True)[:8]
     print("strongest out-of-catalog matches (score, margin, condition, query track, matched track, offset):",
           file=sys.stderr)
     for w in worst:
         print(f"  {w[0]:.3f} {w[1]:.3f} {w[2]:22s} {w[3]} -> {w[4]} @ {w[5]}", file=sys.stderr)
+    if args.dump:
+        np.savez(args.dump, pos=np.array(pos), neg_real=np.array([m for c, m in r_out if c is not None]),
+                 neg_generated=np.array([m for c, m in r_gen if c is not None]),
+                 neg_songs=np.array([m for c, m in rs_out if c is not None]),
+                 pos_songs=np.array([m for q, (c, m) in zip(qs_in, rs_in, strict=True)
+                                     if c is not None and is_hit(c, q, own)]),
+                 generated_kinds=np.array([q.condition for q, (c, _) in zip(q_gen, r_gen, strict=True) if c is not None]))
     cal = fit_calibration(np.array(pos), np.array(neg), max_false_match_rate=args.max_rate, fitted_on={
         "packages": args.packages, "tracks_in": len(inside), "tracks_out": len(outside),
         "shared_audio_groups": len(groups) - len(set(groups)),
-        "queries_in": len(q_in), "queries_out": len(q_out), "seconds": args.seconds, "seed": args.seed})
-    out_conf = [cal.confidence(c.score, m) if c is not None else 0.0 for c, m in r_out]
-    fmr = float(np.mean(np.array(out_conf) >= cal.threshold))
-    in_acc = [is_hit(c, q, inside) and cal.confidence(c.score, m) >= cal.threshold
+        "queries_in": len(q_in), "queries_out": len(q_out), "seconds": args.seconds, "seed": args.seed,
+        "generated_queries_out": len(q_gen), "generated_song_queries": [len(qs_in), len(qs_out)]})
+    def accepted(rows: list[tuple[Any, tuple[float, ...]]], by: Any = None) -> float | None:
+        by = by or cal
+        return float(np.mean([c is not None and by.confidence(*m) >= by.threshold for c, m in rows])) if rows else None
+
+    before = fp.calibration  # what the model carries now, on the same queries
+    print("generated kinds accepted (now -> fitted):", file=sys.stderr)
+    for kind in OOD_KINDS:
+        rows = [r for q, r in zip(q_gen, r_gen, strict=True) if q.condition == f"generated {kind}"]
+        print(f"  {kind:14s} {accepted(rows, before):.3f} -> {accepted(rows):.3f}", file=sys.stderr)
+    print(f"  real out-of-catalog {accepted(r_out, before):.3f} -> {accepted(r_out):.3f}; generated songs "
+          f"{accepted(rs_out, before) if rs_out else 'n/a'} -> {accepted(rs_out) if rs_out else 'n/a'}", file=sys.stderr)
+    hits_before = np.mean([is_hit(c, q, inside) and before.confidence(*m) >= before.threshold
+                           for q, (c, m) in zip(q_in, r_in, strict=True)])
+    print(f"  in-catalog accepted hits {hits_before:.3f} -> (below)", file=sys.stderr)
+
+    in_acc = [is_hit(c, q, inside) and cal.confidence(*m) >= cal.threshold
               for q, (c, m) in zip(q_in, r_in, strict=True)]
     d = cal.to_dict()
-    d["false_match_rate"] = fmr
+    d["false_match_rate"] = accepted(r_out)
+    d["generated_false_match_rate"] = accepted(r_gen)
+    d["generated_song_false_match_rate"] = accepted(rs_out)
     d["accepted_hit_rate"] = float(np.mean(in_acc))
+    d["generated_song_accepted_hit_rate"] = float(np.mean(
+        [is_hit(c, q, own) and cal.confidence(*m) >= cal.threshold for q, (c, m) in zip(qs_in, rs_in, strict=True)])
+    ) if qs_in else None
     print(json.dumps({**d, "out_without_candidate": n_out_none}, indent=2))
     if not args.dry_run:
         stem = Path(args.model).with_suffix("")

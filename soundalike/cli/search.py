@@ -12,6 +12,7 @@ from soundalike.cli.common import (
     clock,
     emit,
     notice,
+    progress,
     shown,
     threads,
 )
@@ -55,6 +56,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
     from soundalike.tasks.identify import identify
 
     with Catalog.open(catalog_arg(args)) as catalog:
+        if args.segments:
+            return _segments(args, catalog)
         res = identify(catalog, args.clip, offset=args.offset, duration=args.duration, top=args.top,
                        max_duration=args.max_duration)
         payload = {**res.to_dict(), "catalog": str(catalog.root)}
@@ -77,6 +80,29 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
         emit(args, payload, text)
     return 0 if res.match is not None or not args.fail_on_no_match else 1
+
+
+def _segments(args: argparse.Namespace, catalog: Any) -> int:
+    from soundalike.tasks.identify import identify_segments
+
+    res = identify_segments(catalog, args.clip, offset=args.offset, duration=args.duration,
+                            max_duration=args.max_duration, progress=progress(args))
+    payload = {**res.to_dict(), "catalog": str(catalog.root)}
+
+    def text() -> None:
+        print(f"{args.clip}: {len(res.segments)} catalog tracks in {clock(res.duration)} "
+              f"({len(res.gaps)} gaps)")
+        rows = [(s.start, s) for s in res.segments] + [(a, (a, b)) for a, b in res.gaps]
+        for _, item in sorted(rows, key=lambda r: r[0]):
+            if isinstance(item, tuple):
+                print(f"  {clock(item[0])} - {clock(item[1])}  (nothing from the catalog)")
+            else:
+                t = res.tracks[item.track_id]
+                print(f"  {clock(item.start)} - {clock(item.end)}  #{t.id} {shown(t.display_name)} from "
+                      f"{clock(item.offset)} (confidence {item.confidence:.2f})")
+
+    emit(args, payload, text)
+    return 0 if res.segments or not args.fail_on_no_match else 1
 
 
 def register(sub: Any) -> None:
@@ -110,5 +136,9 @@ def register(sub: Any) -> None:
     add_excerpt(sp, "CLIP")
     sp.add_argument("--top", type=int, default=1, help="also list the next candidates (default 1: the best only)")
     sp.add_argument("--fail-on-no-match", action="store_true", help="exit with status 1 when nothing matches")
+    sp.add_argument("--segments", action="store_true",
+                    help="CLIP is a long recording (a mix, a broadcast): list every catalog track heard in it, "
+                         "with start and end in the recording, the offset into the track, and the gaps; read "
+                         "in bounded memory, with a progress bar")
     add_common(sp, catalog=True, threads=True)
     sp.set_defaults(func=cmd_identify)

@@ -81,21 +81,17 @@ def make_queries(tracks: Sequence[np.ndarray], sr: int, *, per_condition: int, s
 
 
 def top_candidates(fp: Any, index: Any, queries: Sequence[Query], sr: int,
-                   progress: bool = False) -> list[tuple[Any, float]]:
-    """(best candidate or None, margin over the best other track) for each query."""
+                   progress: bool = False) -> list[tuple[Any, tuple[float, ...]]]:
+    """(best candidate or None, its evidence ``(score, margin, offset_margin, steadiness)``) per query."""
     it: Any = queries
     if progress:
         from tqdm import tqdm
 
         it = tqdm(queries, unit="query", desc="identifying", dynamic_ncols=True)
-    out = []
+    out: list[tuple[Any, tuple[float, ...]]] = []
     for q in it:
         cands = fp.match(index, q.samples, sr, top=2)
-        if not cands:
-            out.append((None, 0.0))
-            continue
-        second = cands[1].score if len(cands) > 1 else 0.0
-        out.append((cands[0], cands[0].score - second))
+        out.append((cands[0], cands[0].evidence()) if cands else (None, (0.0, 0.0, 0.0, 0.0)))
     return out
 
 
@@ -106,37 +102,42 @@ def is_hit(cand: Any, q: Query, track_ids: Sequence[int], *, tolerance: float = 
 
 def fit_calibration(pos: np.ndarray, neg: np.ndarray, *, max_false_match_rate: float = 0.01,
                     fitted_on: dict[str, Any] | None = None) -> Calibration:
-    """Logistic regression of "the top match is right" on (score, margin), then the threshold.
+    """Logistic regression of "the top match is right" on its evidence, then the threshold.
 
-    pos, neg : [shape=(n, 2)] (score, margin) of right top matches of in-catalog queries and of
-    the top matches of out-of-catalog queries (which must not be accepted).
-    The threshold is the lowest confidence at which at most ``max_false_match_rate`` of
-    ``neg`` would be accepted (and never below 0.5).
+    pos, neg : [shape=(n, k)] evidence ((score, margin), or (score, margin, offset_margin, steadiness):
+    :meth:`Candidate.evidence`) of right top matches of in-catalog queries and of the top matches of
+    queries that are in no catalog (which must not be accepted). The threshold is the lowest confidence
+    at which at most ``max_false_match_rate`` of ``neg`` would be accepted (and never below 0.5).
     """
-    pos = np.asarray(pos, np.float64).reshape(-1, 2)
-    neg = np.asarray(neg, np.float64).reshape(-1, 2)
+    pos = np.atleast_2d(np.asarray(pos, np.float64))
+    neg = np.atleast_2d(np.asarray(neg, np.float64))
+    k = pos.shape[1]
+    if k not in (2, 4) or neg.shape[1] != k:
+        raise ParameterError("evidence rows must be (score, margin) or (score, margin, offset_margin, steadiness)")
     if len(pos) < 5 or len(neg) < 5:
         raise ParameterError("calibration needs at least 5 right and 5 wrong/out-of-catalog queries")
     X = np.concatenate([pos, neg])
     y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
     A = np.column_stack([X, np.ones(len(X))])
-    w = np.zeros(3)
+    w = np.zeros(k + 1)
     lam = 1e-3
+    reg = np.diag([1.0] * k + [0.0])
     for _ in range(50):  # Newton's method on the L2-regularised log-loss
         p = 1.0 / (1.0 + np.exp(-np.clip(A @ w, -60, 60)))
-        g = A.T @ (p - y) + lam * np.r_[w[:2], 0.0]
-        H = (A * (p * (1 - p))[:, None]).T @ A + lam * np.diag([1.0, 1.0, 0.0]) + 1e-9 * np.eye(3)
+        g = A.T @ (p - y) + lam * (reg @ w)
+        H = (A * (p * (1 - p))[:, None]).T @ A + lam * reg + 1e-9 * np.eye(k + 1)
         step = np.linalg.solve(H, g)
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    cal = Calibration(float(w[0]), float(w[1]), float(w[2]), 0.5)
-    conf_neg = np.sort([cal.confidence(s, m) for s, m in neg])[::-1]
+    cal = Calibration.from_weights(w, threshold=0.5)
+    conf_neg = np.sort([cal.confidence(*x) for x in neg])[::-1]
     allowed = int(np.floor(max_false_match_rate * len(neg)))
     thr = float(conf_neg[allowed]) + 1e-6 if allowed < len(conf_neg) else 0.5
     thr = max(thr, 0.5)
     rate = float(np.mean(conf_neg >= thr))
-    return Calibration(cal.a, cal.b, cal.c, min(thr, 0.999999), rate, dict(fitted_on or {}))
+    return Calibration.from_weights(w, threshold=min(thr, 0.999999), false_match_rate=rate,
+                                    fitted_on=dict(fitted_on or {}))
 
 
 def content_groups(codes: Sequence[np.ndarray], *, bits: int, max_distance: int = 16,

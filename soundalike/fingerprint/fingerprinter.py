@@ -16,12 +16,15 @@ from soundalike.fingerprint.match import Candidate, refine, vote
 
 @dataclass(frozen=True)
 class Calibration:
-    """Score -> probability that the top match is right, and the "no match" threshold.
+    """Evidence -> probability that the top match is right, and the "no match" threshold.
 
-    ``confidence = sigmoid(a * score + b * margin + c)``, where ``score`` is the
-    top candidate's vote score and ``margin`` its lead over the best other
-    track. ``threshold`` was chosen on held-out data so that at most
-    ``false_match_rate`` of queries from tracks outside the catalog reach it.
+    ``confidence = sigmoid(a * score + b * margin + d * offset_margin + e * steadiness + c)``, where
+    ``score`` is the top candidate's vote score, ``margin`` its lead over the best other track,
+    ``offset_margin`` its lead over the same track's best other offset (at least
+    :attr:`Fingerprinter.OTHER_OFFSET` away), and ``steadiness`` how alike the query's own windows are
+    to each other (a test tone, a held chord: evidence that fits many places equally). ``threshold`` was
+    chosen on held-out data so that at most ``false_match_rate`` of queries that are in no catalog reach
+    it. A calibration without ``d`` and ``e`` (older models) weighs only score and margin.
     """
 
     a: float = 12.0
@@ -30,20 +33,50 @@ class Calibration:
     threshold: float = 0.5
     false_match_rate: float | None = None  # measured on the held-out out-of-catalog queries
     fitted_on: dict[str, Any] = field(default_factory=dict)
+    d: float = 0.0
+    e: float = 0.0
 
-    def confidence(self, score: float, margin: float) -> float:
-        z = self.a * score + self.b * margin + self.c
+    def confidence(self, score: float, margin: float, offset_margin: float = 0.0, steadiness: float = 0.0) -> float:
+        z = self.a * score + self.b * margin + self.d * offset_margin + self.e * steadiness + self.c
         return float(1.0 / (1.0 + math.exp(-max(min(z, 60.0), -60.0))))
 
+    @classmethod
+    def from_weights(cls, w: np.ndarray, **kw: Any) -> Calibration:
+        """From logistic weights over (score, margin[, offset_margin, steadiness]) then the bias."""
+        vals = [float(x) for x in w]
+        feats, bias = vals[:-1], vals[-1]
+        feats += [0.0] * (4 - len(feats))
+        return cls(feats[0], feats[1], bias, d=feats[2], e=feats[3], **kw)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "c": self.c, "threshold": self.threshold,
+        return {"a": self.a, "b": self.b, "c": self.c, "d": self.d, "e": self.e, "threshold": self.threshold,
                 "false_match_rate": self.false_match_rate, "fitted_on": dict(self.fitted_on)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Calibration:
         d = dict(d or {})
         return cls(float(d.get("a", 12.0)), float(d.get("b", 12.0)), float(d.get("c", -4.0)),
-                   float(d.get("threshold", 0.5)), d.get("false_match_rate"), dict(d.get("fitted_on") or {}))
+                   float(d.get("threshold", 0.5)), d.get("false_match_rate"), dict(d.get("fitted_on") or {}),
+                   float(d.get("d", 0.0)), float(d.get("e", 0.0)))
+
+
+def steadiness(codes: np.ndarray, times: np.ndarray, *, bits: int, min_gap: float = 1.0,
+               max_windows: int = 200) -> float:
+    """How alike a query's windows at least ``min_gap`` s apart are: the mean of
+    ``max(0, 1 - distance / (bits / 2))`` over those pairs, 0 (every part differs, as music does) to 1
+    (a steady tone). 0 when no two windows are that far apart."""
+    from soundalike.fingerprint.codes import hamming
+
+    codes = np.asarray(codes)
+    times = np.asarray(times, np.float64)
+    if len(codes) > max_windows:  # evenly spaced windows of a long query say as much
+        pick = np.linspace(0, len(codes) - 1, max_windows).round().astype(np.int64)
+        codes, times = codes[pick], times[pick]
+    far = np.abs(times[:, None] - times[None, :]) >= min_gap
+    if not far.any():
+        return 0.0
+    sim = np.clip(1.0 - hamming(codes, codes) / (bits / 2.0), 0.0, 1.0)
+    return float(sim[far].mean())
 
 
 class Fingerprinter:
@@ -52,6 +85,8 @@ class Fingerprinter:
     #: Above this many catalog windows (about 400 h of audio) queries use the coarser hop, so the
     #: exact Hamming scan stays within ~100 ms on one core at 10,000 tracks.
     LARGE_INDEX = 2_000_000
+    #: How far (seconds) another offset of the top track must be to count as a different place in it.
+    OTHER_OFFSET = 1.5
 
     def __init__(self, encoder: Any, *, query_hop_frames: int | None = None, k: int = 10,
                  batch_size: int = 512) -> None:
@@ -165,11 +200,17 @@ class Fingerprinter:
     def match(self, index: BinaryIndex, y: np.ndarray, sr: int, *, top: int = 5) -> list[Candidate]:
         """Best (track, offset) candidates for a query waveform, with calibrated confidence."""
         codes, times = self.query_codes(y, sr, self.query_hop_for(len(index)))
+        return self.match_codes(index, codes, times, top=top)
+
+    def match_codes(self, index: BinaryIndex, codes: np.ndarray, times: np.ndarray, *, top: int = 5,
+                    found: tuple[np.ndarray, np.ndarray] | None = None) -> list[Candidate]:
+        """:meth:`match` from a query's codes and their times (seconds from the query's start); ``found``:
+        their ``index.search(codes, k)`` when it was already run (a long recording searches once)."""
         loud = codes.any(axis=1)  # quiet query windows (all-zero codes) carry no evidence
         if not loud.any():
             return []
         codes, times = codes[loud], times[loud]
-        d, rows = index.search(codes, self.k)
+        d, rows = index.search(codes, self.k) if found is None else (found[0][loud], found[1][loud])
         hw = np.zeros(rows.shape, np.float64)
         ok = rows >= 0
         hw[ok] = index.row_weights(rows[ok], self.hub_weights)
@@ -188,8 +229,13 @@ class Fingerprinter:
         best: dict[int, Candidate] = {}
         for c in cands:  # the best offset of each track
             best.setdefault(c.track_id, c)
+        alt = {c.track_id: max((o.score for o in cands if o.track_id == c.track_id
+                                and abs(o.offset - c.offset) >= self.OTHER_OFFSET), default=0.0)
+               for c in best.values()}
+        steady = steadiness(codes, times, bits=self.bits)
         cands = list(best.values())[: max(top, 2)]
         for i, c in enumerate(cands):
             other = next((o.score for o in cands if o.track_id != c.track_id), 0.0) if i == 0 else cands[0].score
-            c.confidence = self.calibration.confidence(c.score, c.score - other)
+            c.margin, c.offset_margin, c.steadiness = c.score - other, c.score - alt[c.track_id], steady
+            c.confidence = self.calibration.confidence(*c.evidence())
         return cands[:top]

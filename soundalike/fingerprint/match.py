@@ -28,6 +28,13 @@ class Candidate:
     score: float  # in [0, 1]: summed vote weight / number of query windows
     windows: int  # query windows that voted for it
     confidence: float = 0.0  # calibrated probability that the match is right (set by the caller)
+    margin: float = 0.0  # lead over the best other track's score (set by the caller)
+    offset_margin: float = 0.0  # lead over the same track's best other offset (set by the caller)
+    steadiness: float = 0.0  # how alike the query's own windows are, 0-1 (set by the caller)
+
+    def evidence(self) -> tuple[float, float, float, float]:
+        """(score, margin, offset_margin, steadiness): what :class:`Calibration` weighs."""
+        return self.score, self.margin, self.offset_margin, self.steadiness
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)

@@ -376,6 +376,13 @@ class Catalog:
         d = self.embed_dim
         return np.frombuffer(row[0], np.float32).reshape(-1, d), np.frombuffer(row[1], np.float32)
 
+    def identify_segments(self, recording: str | Path, **kw: Any) -> Any:
+        """Every track of this catalog heard in a long recording: see
+        :func:`soundalike.tasks.identify.identify_segments` (the same keywords)."""
+        from soundalike.tasks.identify import identify_segments
+
+        return identify_segments(self, recording, **kw)
+
     def chunk_embeddings(self, track_ids: Sequence[int]) -> list[np.ndarray]:
         """The stored chunk embeddings [shape=(n_i, d)] of tracks, in the order asked (one query)."""
         ids = [int(i) for i in track_ids]

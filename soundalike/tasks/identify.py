@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from soundalike.errors import ParameterError
 from soundalike.limits import DEFAULT_MAX_DURATION
 
@@ -79,3 +81,80 @@ def identify(catalog: Catalog, query: str | Path, *, offset: float = 0.0, durati
     res = identify_waveform(catalog, audio.samples, audio.sr, top=top, query=str(query))
     res.seconds = time.perf_counter() - t0
     return res
+
+
+@dataclass
+class Segmentation:
+    """The answer to ``identify --segments``: the catalog tracks heard in a recording, and the gaps."""
+
+    query: str
+    duration: float  # seconds of recording analysed (from the offset asked)
+    segments: list[Any]  # fingerprint.segments.Segment, with ``track`` filled in: see :meth:`to_dict`
+    tracks: dict[int, Track]
+    gaps: list[tuple[float, float]]
+    seconds: float = 0.0  # time taken
+
+    def to_dict(self) -> dict[str, Any]:
+        segs = []
+        for s in self.segments:
+            t = self.tracks.get(s.track_id)
+            segs.append({**s.to_dict(), **(t.to_dict() if t is not None else {})})
+        return {"query": self.query, "duration": round(self.duration, 3), "segments": segs,
+                "gaps": [{"start": a, "end": b} for a, b in self.gaps], "seconds": round(self.seconds, 3)}
+
+
+def identify_segments(catalog: Catalog, recording: str | Path, *, config: Any = None, offset: float = 0.0,
+                      duration: float | None = None, max_duration: float | None = DEFAULT_MAX_DURATION,
+                      progress: bool = False) -> Segmentation:
+    """Every catalog track heard in a long ``recording`` (a mix, a broadcast), with its start and end in
+    the recording, the offset into the track, and the gaps where nothing matched (``config``: a
+    :class:`~soundalike.fingerprint.segments.SegmentConfig`). The file is read in bounded memory (a few
+    minutes of audio at a time); ``progress`` shows a bar; ``offset``/``duration`` pick a part of it (times
+    stay the recording's); a recording longer than ``max_duration`` seconds is refused."""
+    from soundalike.audio.io import decode_windows, info
+    from soundalike.errors import AudioDecodeError
+    from soundalike.fingerprint.segments import SegmentConfig, find_segments, gaps
+
+    cfg = config or SegmentConfig()
+    t_start = time.perf_counter()
+    fp = catalog.fingerprinter
+    index = catalog.binary_index()
+    sr = fp.sample_rate
+    hop_frames = fp.query_hop_for(len(index))
+    step = hop_frames * fp.fe.hop_length
+    try:
+        total = info(recording).duration
+    except AudioDecodeError:
+        total = None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(total) if total else None, unit="s", desc="fingerprinting", dynamic_ncols=True)
+    codes, times = [], []
+    seconds = 0.0
+    for start, lo, hi, audio in decode_windows(recording, sr=sr, step=step, extra=fp.fe.chunk_samples, offset=offset,
+                                               duration=duration, max_duration=max_duration):
+        y = audio.samples
+        seconds = max(seconds, (start + len(y)) / sr)
+        if len(y) < 0.5 * sr:
+            continue
+        c, t = fp.query_codes(y, sr, hop_frames)
+        pos = start + np.round(t * sr).astype(np.int64)
+        keep = (pos >= lo) & (pos < hi if hi is not None else True)
+        codes.append(c[keep])
+        times.append(pos[keep] / sr)
+        if bar is not None:
+            bar.update(round((hi if hi is not None else start + len(y)) / sr) - bar.n)
+    if bar is not None:
+        bar.close()
+    all_codes = np.concatenate(codes) if codes else np.zeros((0, fp.bits // 8), np.uint8)
+    all_times = np.concatenate(times) if times else np.zeros(0)
+    segs = find_segments(fp, index, all_codes, all_times, seconds, cfg)
+    tracks = {t.id: t for t in catalog.tracks(sorted({s.track_id for s in segs}))}
+    segs = [s for s in segs if s.track_id in tracks]  # a track removed meanwhile
+    holes = gaps(segs, seconds)
+    for sg in segs:  # the recording's own clock
+        sg.start, sg.end = sg.start + offset, sg.end + offset
+    return Segmentation(str(recording), seconds, segs, tracks, [(a + offset, b + offset) for a, b in holes],
+                        time.perf_counter() - t_start)
