@@ -66,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dry-run", action="store_true", help="print the calibration, do not write it")
     ap.add_argument("--dump", metavar="NPZ", help="also save every query's evidence here, for study")
+    ap.add_argument("--steady-quantile", type=float, default=0.005,
+                    help="share of right matches (held-out music) allowed to be steadier than the limit (0.005)")
+    ap.add_argument("--all-evidence", action="store_true",
+                    help="fit the logistic on score, margin, offset margin and steadiness over every query, "
+                         "generated ones included, instead of (score, margin) on the real music plus a "
+                         "steadiness limit (rejects more generated sound, accepts fewer right matches)")
     args = ap.parse_args(argv)
 
     import torch
@@ -141,11 +147,23 @@ def main(argv: list[str] | None = None) -> int:
                  pos_songs=np.array([m for q, (c, m) in zip(qs_in, rs_in, strict=True)
                                      if c is not None and is_hit(c, q, own)]),
                  generated_kinds=np.array([q.condition for q, (c, _) in zip(q_gen, r_gen, strict=True) if c is not None]))
-    cal = fit_calibration(np.array(pos), np.array(neg), max_false_match_rate=args.max_rate, fitted_on={
+    # the logistic weighs (score, margin) on the real music, as before (or every kind of evidence on all of
+    # it: --all-evidence); the steadiness limit comes from the right matches alone
+    real_pos = [m for q, (c, m) in zip(q_in, r_in, strict=True) if c is not None and is_hit(c, q, inside)]
+    real_neg = [m for c, m in r_out if c is not None]
+    fit_pos, fit_neg = (np.array(pos), np.array(neg)) if args.all_evidence else (
+        np.array(real_pos)[:, :2], np.array(real_neg)[:, :2])
+    limit = float(np.quantile(np.array(real_pos)[:, 3], 1.0 - args.steady_quantile))
+    cal = fit_calibration(fit_pos, fit_neg, max_false_match_rate=args.max_rate, fitted_on={
         "packages": args.packages, "tracks_in": len(inside), "tracks_out": len(outside),
         "shared_audio_groups": len(groups) - len(set(groups)),
         "queries_in": len(q_in), "queries_out": len(q_out), "seconds": args.seconds, "seed": args.seed,
-        "generated_queries_out": len(q_gen), "generated_song_queries": [len(qs_in), len(qs_out)]})
+        "generated_queries_out": len(q_gen), "generated_song_queries": [len(qs_in), len(qs_out)],
+        "evidence": "all" if args.all_evidence else "score, margin + steadiness limit"})
+    if not args.all_evidence:
+        from dataclasses import replace
+
+        cal = replace(cal, max_steadiness=limit)
     def accepted(rows: list[tuple[Any, tuple[float, ...]]], by: Any = None) -> float | None:
         by = by or cal
         return float(np.mean([c is not None and by.confidence(*m) >= by.threshold for c, m in rows])) if rows else None

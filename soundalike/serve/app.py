@@ -66,6 +66,7 @@ class ServeConfig:
     port: int = 8000
     max_upload_mb: float = 50.0  # bigger uploads get 413
     decode_timeout: float = 30.0  # seconds for decoding + inference of one upload; then the work is stopped
+    segments_timeout: float = 600.0  # the same for a long recording's segments (/api/segments)
     max_duration: float = DEFAULT_MAX_DURATION  # longer uploads are refused (413)
     workers: int = 2  # inference threads; more requests wait their turn
     k: int = 10
@@ -73,8 +74,8 @@ class ServeConfig:
     ray_address: str | None = None  # the Ray cluster for shards (default: the running one, else a local one)
 
     def __post_init__(self) -> None:
-        if (self.max_upload_mb <= 0 or self.decode_timeout <= 0 or self.workers < 1 or self.k < 1
-                or self.max_duration <= 0):
+        if (self.max_upload_mb <= 0 or self.decode_timeout <= 0 or self.segments_timeout <= 0 or self.workers < 1
+                or self.k < 1 or self.max_duration <= 0):
             raise ParameterError(f"bad server settings {self}")
 
 
@@ -277,12 +278,13 @@ def create_app(cfg: ServeConfig) -> Any:
             raise HTTPException(422, "empty upload: send an audio file as the request body or as a form's file")
         return path
 
-    async def with_upload(request: Request, work: Callable[..., Any]) -> Any:
+    async def with_upload(request: Request, work: Callable[..., Any], timeout: float | None = None) -> Any:
         path = await receive_upload(request)
+        limit = timeout or cfg.decode_timeout
         try:
-            return await engine.run(work, path, timeout=cfg.decode_timeout)
+            return await engine.run(work, path, timeout=limit)
         except (TimeoutError, TimeLimitError):
-            raise HTTPException(422, f"decoding and analysing the upload took over {cfg.decode_timeout:g} s and "
+            raise HTTPException(422, f"decoding and analysing the upload took over {limit:g} s and "
                                      "was stopped; send a shorter excerpt (offset, duration)") from None
         finally:
             path.unlink(missing_ok=True)
@@ -341,6 +343,27 @@ def create_app(cfg: ServeConfig) -> Any:
             return web_source(res.match)
 
         return {"match": await with_upload(request, work)}
+
+    @app.post("/api/segments", tags=["search"],
+              openapi_extra=BINARY_BODY)
+    async def segments(request: Request, offset: float = Query(0.0, ge=0),
+                       duration: float | None = Query(None, gt=0)) -> dict[str, Any]:
+        """Every catalog track heard in an uploaded long recording (a mix, a broadcast): start and end in
+        the recording, the offset into the track, and the gaps where nothing matched."""
+        if not engine.has_fingerprints:
+            raise HTTPException(409, "this catalog keeps no fingerprints; `soundalike fingerprints --catalog C` adds them")
+
+        def work(cat: Catalog, path: Path) -> dict[str, Any]:
+            from soundalike.tasks.identify import identify_segments
+
+            res = identify_segments(cat, path, offset=offset, duration=duration, max_duration=cfg.max_duration)
+            return {"duration": round(res.duration, 3), "seconds": round(res.seconds, 3),
+                    "segments": [{"start": round(s.start, 3), "end": round(s.end, 3), "offset": round(s.offset, 3),
+                                  "confidence": round(s.confidence, 4), **engine.web_track(res.tracks[s.track_id])}
+                                 for s in res.segments],
+                    "gaps": [{"start": a, "end": b} for a, b in res.gaps]}
+
+        return await with_upload(request, work, timeout=cfg.segments_timeout)
 
     @app.post("/api/tag", tags=["tags"],
               openapi_extra=BINARY_BODY)

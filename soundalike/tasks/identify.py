@@ -26,10 +26,12 @@ class IdentifyMatch:
     confidence: float  # calibrated probability that this is the source
     score: float  # raw vote score in [0, 1]
     windows: int  # excerpt windows that agree on this offset
+    evidence: dict[str, float] = field(default_factory=dict)  # margin, offset_margin, steadiness (calibration's)
 
     def to_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "offset": round(self.offset, 3), "confidence": round(self.confidence, 4),
-                "score": round(self.score, 4), "windows": self.windows, **self.track.to_dict()}
+                "score": round(self.score, 4), "windows": self.windows,
+                **{k: round(v, 4) for k, v in self.evidence.items()}, **self.track.to_dict()}
 
 
 @dataclass
@@ -63,7 +65,8 @@ def identify_waveform(catalog: Catalog, y: Any, sr: int, *, top: int = 5, query:
     fp = catalog.fingerprinter
     cands = fp.match(catalog.binary_index(), y, sr, top=top)
     by_id = {t.id: t for t in catalog.tracks([c.track_id for c in cands])}
-    out = [IdentifyMatch(i + 1, by_id[c.track_id], c.offset, c.confidence, c.score, c.windows)
+    out = [IdentifyMatch(i + 1, by_id[c.track_id], c.offset, c.confidence, c.score, c.windows,
+                         {"margin": c.margin, "offset_margin": c.offset_margin, "steadiness": c.steadiness})
            for i, c in enumerate(c for c in cands if c.track_id in by_id)]
     return Identification(query, len(y) / sr, fp.calibration.threshold, out, time.perf_counter() - t0)
 

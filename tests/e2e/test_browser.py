@@ -96,6 +96,36 @@ def test_upload_an_excerpt_and_see_its_source_first_with_a_player(server):
             browser.close()
 
 
+def test_upload_a_recording_of_two_tracks_and_see_them_on_a_timeline(server):
+    from playwright.sync_api import sync_playwright
+
+    from soundalike.audio import save
+    from soundalike.audio.io import decode
+    from soundalike.testing.mixes import make_mix
+
+    url, paths, tmp = server
+    tracks = [decode(p, sr=22050).samples for p in paths]
+    mix, truth = make_mix(tracks, 22050, order=[0, 3], seconds=[10.0, 10.0], seed=1, talk=0, snr_db=30.0)
+    rec = save(tmp / "recording.wav", mix, 22050)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + "/")
+            page.wait_for_selector("#catalog li")
+            page.set_input_files("#file", str(rec))
+            page.wait_for_selector("#timeline .seg", timeout=60_000)
+            segs = page.locator("#timeline .seg")
+            assert segs.count() == 2
+            assert "track_005" in segs.nth(0).inner_text() and "track_071" in segs.nth(1).inner_text()
+            left = [float(segs.nth(i).evaluate("e => parseFloat(e.style.left)")) for i in range(2)]
+            assert left[0] < 5 and 40 < left[1] < 60  # the second starts about halfway through
+            assert "2 catalog tracks" in page.locator("#segments-status").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "web-segments.png"), full_page=True)
+        finally:
+            browser.close()
+
+
 def test_recommendations_for_a_user_with_reasons(server):
     from playwright.sync_api import sync_playwright
 

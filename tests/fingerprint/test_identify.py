@@ -159,6 +159,27 @@ def test_unrelated_audio_is_no_match(fp_catalog, tmp_path):
         assert res.to_dict()["matched"] is False
 
 
+def test_generated_sound_in_no_catalog_is_no_match(fp_catalog):
+    """Test tones, sweeps, held chords, generated chord songs, drum loops, speech-like noise and hiss
+    (soundalike.testing.ood, seeds the calibration never saw) are never claimed as a catalog track."""
+    from soundalike.tasks.identify import identify_waveform
+    from soundalike.testing.ood import OOD_KINDS, ood_clip
+
+    cat, _ = fp_catalog
+    claimed = []
+    for kind in OOD_KINDS:
+        for seed in range(6):
+            res = identify_waveform(cat, ood_clip(kind, seed), SR, query=f"{kind}-{seed}")
+            if res.match is not None:
+                claimed.append((kind, seed, res.match.confidence))
+            for c in res.candidates:
+                assert 0.0 <= c.evidence["steadiness"] <= 1.0
+    assert claimed == []
+    tone = identify_waveform(cat, ood_clip("tone", 0), SR)
+    if tone.candidates:  # a tone is steady: whatever it resembles, it says little about where
+        assert tone.candidates[0].evidence["steadiness"] > 0.9 and tone.candidates[0].confidence < 0.1
+
+
 def test_query_windows_thin_out_for_a_large_index():
     fp = load_fingerprinter()
     assert fp.fe.frames_to_seconds(fp.query_hop_for(1000)) == pytest.approx(0.1)

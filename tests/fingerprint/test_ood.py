@@ -65,3 +65,13 @@ def test_calibration_weighs_four_kinds_of_evidence_and_old_ones_load():
 
     with pytest.raises(ParameterError):
         fit_calibration(pos[:, :3], neg[:, :3])
+
+
+def test_a_steadiness_limit_fades_confidence_to_zero():
+    cal = Calibration(30.0, 1.0, -13.0, 0.76, max_steadiness=0.8)
+    base = cal.confidence(0.9, 0.5)
+    assert base > 0.99
+    assert cal.confidence(0.9, 0.5, 0.0, 0.8) == pytest.approx(base)
+    assert cal.confidence(0.9, 0.5, 0.0, 0.9) == pytest.approx(base * 0.5)
+    assert cal.confidence(0.9, 0.5, 0.0, 1.0) == 0.0
+    assert Calibration.from_dict(cal.to_dict()).max_steadiness == 0.8

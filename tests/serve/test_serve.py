@@ -54,7 +54,7 @@ def test_health_and_openapi_describe_every_endpoint(served):
     r = client.get("/healthz")
     assert r.status_code == 200 and r.json()["status"] == "ok" and r.json()["tracks"] == 6
     paths = client.get("/openapi.json").json()["paths"]
-    for p in ("/api/similar", "/api/identify", "/api/tag", "/api/tracks", "/api/tracks/{track_id}",
+    for p in ("/api/similar", "/api/identify", "/api/segments", "/api/tag", "/api/tracks", "/api/tracks/{track_id}",
               "/api/tracks/{track_id}/audio", "/api/map", "/healthz"):
         assert p in paths, p
     assert "application/octet-stream" in paths["/api/similar"]["post"]["requestBody"]["content"]
@@ -87,6 +87,24 @@ def test_identify_and_no_match(served):
     assert d["match"]["name"].startswith("track_053") and abs(d["match"]["offset"] - 2.0) < 0.3
     d = client.post("/api/identify", content=_wav(noise(duration=5.0, seed=4, amplitude=0.3))).json()
     assert d["match"] is None
+
+
+def test_segments_of_an_uploaded_recording(served):
+    from soundalike.audio.io import decode
+    from soundalike.testing.mixes import make_mix
+
+    client, _, paths, tmp = served
+    tracks = [decode(p, sr=SR).samples for p in paths]
+    mix, truth = make_mix(tracks, SR, order=[1, 5], seconds=[11.0, 11.0], seed=2, talk=0, snr_db=30.0)
+    r = client.post("/api/segments", content=_wav(mix))
+    assert r.status_code == 200, r.text
+    d = r.json()
+    names = [s["name"] for s in d["segments"]]
+    assert names == ["track_017.wav", "track_067.wav"], d
+    for s, t in zip(d["segments"], truth, strict=True):
+        assert abs(s["start"] - t.start) <= 2.0 and abs(s["end"] - t.end) <= 2.0
+        assert s["audio_url"].startswith("/api/tracks/") and "path" not in s
+    assert d["duration"] == pytest.approx(len(mix) / SR, abs=0.05) and str(tmp) not in r.text
 
 
 def test_tag_timeline(served):

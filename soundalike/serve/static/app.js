@@ -65,9 +65,46 @@ async function query(file, trackId) {
     const ol = $("results");
     ol.replaceChildren(...res.matches.map((m) => trackItem(m, m.score)));
     $("status").textContent = `${res.matches.length} tracks in ${res.seconds.toFixed(2)} s`;
+    $("timeline").hidden = true;
+    $("segments-status").textContent = "";
+    if (file && "excerpt_of" in res && res.duration >= SEGMENT_SECONDS) segments(file);
   } catch (e) {
     $("status").className = "error";
     $("status").textContent = `Could not use that file: ${e.message}`;
+  }
+}
+
+// uploads at least this long are also read as a recording of several catalog tracks
+const SEGMENT_SECONDS = 15;
+
+async function segments(file) {
+  $("segments-status").textContent = "Looking for every catalog track in the recording...";
+  try {
+    const res = await api("/api/segments", {method: "POST", body: file, headers: {"Content-Type": "application/octet-stream"}});
+    const tl = $("timeline"), total = res.duration || 1;
+    const pct = (t) => `${(100 * t / total).toFixed(3)}%`;
+    const bars = res.segments.map((s, i) => {
+      const d = document.createElement("div");
+      d.className = "seg";
+      d.style.left = pct(s.start); d.style.width = pct(s.end - s.start);
+      d.style.background = PALETTE[i % PALETTE.length];
+      d.title = `${s.title || s.name} (#${s.id}): ${clock(s.start)}-${clock(s.end)} of the upload, from ${clock(s.offset)} in the track`;
+      d.textContent = s.title || s.name;
+      d.dataset.trackId = s.id;
+      return d;
+    });
+    const holes = res.gaps.map((g) => {
+      const d = document.createElement("div");
+      d.className = "gap";
+      d.style.left = pct(g.start); d.style.width = pct(g.end - g.start);
+      d.title = `${clock(g.start)}-${clock(g.end)}: nothing from the catalog`;
+      return d;
+    });
+    tl.replaceChildren(...holes, ...bars);
+    tl.hidden = false;
+    $("segments-status").textContent = `${res.segments.length} catalog tracks in ${clock(total)} (${res.seconds.toFixed(1)} s)`;
+  } catch (e) {
+    $("segments-status").textContent = `Could not read it as a recording of catalog tracks: ${e.message}`;
   }
 }
 
