@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dump", metavar="NPZ", help="also save every query's evidence here, for study")
     ap.add_argument("--steady-quantile", type=float, default=0.005,
                     help="share of right matches (held-out music) allowed to be steadier than the limit (0.005)")
+    ap.add_argument("--keep-logistic", action="store_true",
+                    help="keep the model's logistic and threshold; only set the steadiness limit (its gates can "
+                         "only lower confidences: no more false matches than before)")
     ap.add_argument("--all-evidence", action="store_true",
                     help="fit the logistic on score, margin, offset margin and steadiness over every query, "
                          "generated ones included, instead of (score, margin) on the real music plus a "
@@ -154,12 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     fit_pos, fit_neg = (np.array(pos), np.array(neg)) if args.all_evidence else (
         np.array(real_pos)[:, :2], np.array(real_neg)[:, :2])
     limit = float(np.quantile(np.array(real_pos)[:, 3], 1.0 - args.steady_quantile))
+    before = fp.calibration  # what the model carries now, on the same queries
     cal = fit_calibration(fit_pos, fit_neg, max_false_match_rate=args.max_rate, fitted_on={
         "packages": args.packages, "tracks_in": len(inside), "tracks_out": len(outside),
         "shared_audio_groups": len(groups) - len(set(groups)),
         "queries_in": len(q_in), "queries_out": len(q_out), "seconds": args.seconds, "seed": args.seed,
         "generated_queries_out": len(q_gen), "generated_song_queries": [len(qs_in), len(qs_out)],
         "evidence": "all" if args.all_evidence else "score, margin + steadiness limit"})
+    if args.keep_logistic:  # the model's logistic and threshold as they are; only the steadiness limit is new
+        cal = before
     if not args.all_evidence:
         from dataclasses import replace
 
@@ -168,7 +174,6 @@ def main(argv: list[str] | None = None) -> int:
         by = by or cal
         return float(np.mean([c is not None and by.confidence(*m) >= by.threshold for c, m in rows])) if rows else None
 
-    before = fp.calibration  # what the model carries now, on the same queries
     print("generated kinds accepted (now -> fitted):", file=sys.stderr)
     for kind in OOD_KINDS:
         rows = [r for q, r in zip(q_gen, r_gen, strict=True) if q.condition == f"generated {kind}"]

@@ -159,7 +159,8 @@ class Fingerprinter:
     HUB_DISTANCE = (24, 36)
 
     def noise_codes(self) -> np.ndarray:
-        """Codes of white and pink noise and of silence: what a window with no music in it looks like."""
+        """Codes of white and pink noise, of silence and of lone sine sweeps: what a window with no music in
+        it looks like."""
         if self._noise is None:
             rng = np.random.default_rng(1234)
             from soundalike.augment.waveform import colored_noise
@@ -168,6 +169,13 @@ class Fingerprinter:
             parts = [self._codes(colored_noise(10 * sr, rng, c) * np.float32(0.1), sr, self.fe.chunk_hop_frames,
                                  mask_quiet=False) for c in ("white", "pink")]
             parts.append(self._codes(np.zeros(2 * sr, np.float32), sr, self.fe.chunk_hop_frames, mask_quiet=False))
+            # a lone sinusoid, steady or gliding through the band (test tones, sweeps, risers): windows like
+            # these say nothing about which recording they are in
+            t = np.arange(20 * sr) / sr
+            for f0, f1 in ((150.0, 6000.0), (6000.0, 150.0)):
+                k = np.log(f1 / f0) / t[-1]
+                sweep = np.sin(2 * np.pi * f0 * (np.exp(k * t) - 1) / k).astype(np.float32) * np.float32(0.5)
+                parts.append(self._codes(sweep, sr, self.fe.chunk_hop_frames, mask_quiet=False))
             self._noise = np.concatenate(parts)
         return self._noise
 

@@ -14,7 +14,7 @@ perfectly at one consistent offset.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -31,6 +31,7 @@ class Candidate:
     margin: float = 0.0  # lead over the best other track's score (set by the caller)
     offset_margin: float = 0.0  # lead over the same track's best other offset (set by the caller)
     steadiness: float = 0.0  # how alike the query's own windows are, 0-1 (set by the caller)
+    also: dict[int, float] = field(default_factory=dict)  # other tracks that fit nearly as well -> their offset
 
     def evidence(self) -> tuple[float, float, float, float]:
         """(score, margin, offset_margin, steadiness): what :class:`Calibration` weighs."""

@@ -3,28 +3,32 @@
 The recording is fingerprinted once, window after window, at the query hop; every code is searched in
 the index once. Then an analysis window of :attr:`SegmentConfig.window` seconds slides along it every
 :attr:`SegmentConfig.hop` seconds and votes like a short excerpt would (:meth:`Fingerprinter.match_codes`).
-Accepted windows that name the same track at a consistent offset (the offset into the track advances with
-the recording, give or take :attr:`SegmentConfig.max_drift`) chain into a :class:`Segment`; what no segment
-covers is a gap. A window's centre stands for where it was heard, so boundaries land between the centres
+Accepted windows that name the same track (with at most :attr:`SegmentConfig.max_gap` s between them) chain
+into a :class:`Segment` whose offset is the alignment most of its windows agree on (a repeat in the music
+matches an earlier place too); what no segment covers is a gap. A window's centre stands for where it was heard, so boundaries land between the centres
 of the last window of one segment and the first of the next.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from soundalike.errors import ParameterError
 
+#: Another track whose score reaches this share of the best one's in a window "fits nearly as well": a run
+#: on that track continues through the window instead of breaking (catalogs hold the same audio twice).
+ALSO_SCORE = 0.8
+
 
 @dataclass(frozen=True)
 class SegmentConfig:
     window: float = 5.0  # seconds each analysis window holds (an excerpt's length)
     hop: float = 1.0  # seconds between analysis windows
-    max_drift: float = 2.0  # how far (s) the track offset may stray from the recording's time within a segment
-    max_gap: float = 6.0  # unmatched seconds a segment bridges (talk-over, a noisy passage)
+    max_drift: float = 2.0  # windows whose track offset agrees within this (s) share one alignment
+    max_gap: float = 10.0  # unmatched seconds a segment bridges (talk-over, a noisy passage)
     min_windows: int = 2  # a segment needs at least this many accepted windows
 
     def __post_init__(self) -> None:
@@ -70,8 +74,10 @@ def window_matches(fp: Any, index: Any, codes: np.ndarray, times: np.ndarray, du
             out.append((t0, None))
             continue
         sel = slice(lo, hi)
-        cands = fp.match_codes(index, codes[sel], times[sel] - t0, top=2, found=(found[0][sel], found[1][sel]))
+        cands = fp.match_codes(index, codes[sel], times[sel] - t0, top=3, found=(found[0][sel], found[1][sel]))
         best = cands[0] if cands and cands[0].confidence >= fp.calibration.threshold else None
+        if best is not None:  # a track that shares this audio (a theme and its remix) fits nearly as well
+            best.also = {c.track_id: c.offset for c in cands[1:] if c.score >= ALSO_SCORE * best.score}
         out.append((t0, best))
     return out
 
@@ -85,9 +91,11 @@ def chain(matches: list[tuple[float, Any]], duration: float, config: SegmentConf
             continue
         if runs:
             last_t, last = runs[-1][-1]
-            same = (c.track_id == last.track_id and abs((c.offset - t0) - (last.offset - last_t)) <= config.max_drift
-                    and t0 - last_t <= config.max_gap + config.hop)
-            if same:
+            # the same track again soon: one segment, whatever offset the window names (music repeats: a
+            # loop or a chorus matches an earlier place in the track as well as the one playing)
+            if t0 - last_t <= config.max_gap + config.hop and last.track_id in (c.track_id, *c.also):
+                if c.track_id != last.track_id:  # the run's track fits this window nearly as well: stay on it
+                    c = replace(c, track_id=last.track_id, offset=c.also[last.track_id], also={})
                 runs[-1].append((t0, c))
                 continue
         runs.append([(t0, c)])
@@ -100,13 +108,22 @@ def chain(matches: list[tuple[float, Any]], duration: float, config: SegmentConf
         end = last_t + half + config.hop / 2.0 if last_t + config.window < duration - config.hop / 2 else duration
         segs.append(Segment(int(first.track_id), start, min(end, duration), 0.0,
                             float(np.mean([c.confidence for _, c in r])), len(r)))
-        segs[-1].offset = max(0.0, first.offset + (start - first_t))
+        segs[-1].offset = max(0.0, start + _alignment(r, config.max_drift))
     for a, b in zip(segs, segs[1:], strict=False):  # touching or overlapping neighbours meet halfway
         if b.start < a.end + config.hop:
             mid = (a.end + b.start) / 2.0
             b.offset = max(0.0, b.offset + (mid - b.start))
             a.end, b.start = mid, mid
     return segs
+
+
+def _alignment(run: list[tuple[float, Any]], tolerance: float) -> float:
+    """Track time minus recording time that most of a run's windows agree on (within ``tolerance`` s):
+    the median over the largest such group."""
+    shifts = np.array([c.offset - t for t, c in run], np.float64)
+    support = [(np.abs(shifts - x) <= tolerance).sum() for x in shifts]
+    best = shifts[int(np.argmax(support))]
+    return float(np.median(shifts[np.abs(shifts - best) <= tolerance]))
 
 
 def aligned_similarity(codes: np.ndarray, times: np.ndarray, track_codes: np.ndarray, shift: float, *,
@@ -146,6 +163,7 @@ def refine_edges(segments: list[Segment], codes: np.ndarray, times: np.ndarray, 
         reach = config.window
         # each edge is the change point within one window of its first estimate: before the start the
         # excess sums lowest, up to the end it sums highest (a dip inside, talk-over, moves neither)
+        before = (sg.start, sg.end, sg.offset)
         a0, a1 = np.searchsorted(times, [max(0.0, sg.start - reach), sg.start + reach])
         if a1 > a0:
             run = np.concatenate([[0.0], np.cumsum(excess[a0:a1])])
@@ -159,7 +177,9 @@ def refine_edges(segments: list[Segment], codes: np.ndarray, times: np.ndarray, 
             k = int(np.argmax(run))
             sg.end = duration if b1 == len(times) and k == b1 - b0 else float(times[b0 + k - 1] + step / 2 if k else
                                                                                times[b0])
-            sg.end = min(duration, max(sg.end, sg.start))
+            sg.end = min(duration, sg.end)
+        if sg.end - sg.start < config.hop:  # the edges crossed: keep the first estimate
+            sg.start, sg.end, sg.offset = before
     for (a, ca), (b, cb) in zip(zip(segments, curves, strict=True), zip(segments[1:], curves[1:], strict=True),
                                 strict=False):
         if b.start < a.end:  # overlap: the boundary where b's similarity overtakes a's
@@ -189,5 +209,21 @@ def find_segments(fp: Any, index: Any, codes: np.ndarray, times: np.ndarray, dur
     analysis windows (:func:`window_matches`), chained (:func:`chain`), edges refined (:func:`refine_edges`)."""
     cfg = config or SegmentConfig()
     matches = window_matches(fp, index, codes, times, duration, cfg)
-    return refine_edges(chain(matches, duration, cfg), codes, times, index, hop_seconds=fp.hop_seconds,
+    segs = refine_edges(chain(matches, duration, cfg), codes, times, index, hop_seconds=fp.hop_seconds,
                         bits=fp.bits, duration=duration, config=cfg)
+    return merge_neighbours(segs, cfg)
+
+
+def merge_neighbours(segments: list[Segment], config: SegmentConfig) -> list[Segment]:
+    """One segment of two consecutive ones of the same track at most ``config.max_gap`` s apart (what a
+    stretch of talk-over or a noisy passage split): the first's start and offset, the second's end."""
+    out: list[Segment] = []
+    for sg in segments:
+        if out and out[-1].track_id == sg.track_id and sg.start - out[-1].end <= config.max_gap:
+            a = out[-1]
+            n = a.windows + sg.windows
+            out[-1] = Segment(a.track_id, a.start, max(a.end, sg.end), a.offset,
+                              (a.confidence * a.windows + sg.confidence * sg.windows) / n, n)
+            continue
+        out.append(sg)
+    return out

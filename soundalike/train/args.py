@@ -104,20 +104,33 @@ class TrainConfig:
         return [DataSource(list(self.data), self.manifest)]
 
 
-def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from YAML, with keyword overrides (``None`` values ignored)."""
+def _read_settings(p: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's settings; ``extends: BASE.yaml`` (relative to the file) starts from another's."""
     import yaml
 
+    if p.resolve() in seen:
+        raise ConfigError(f"{p} extends itself (through {' -> '.join(str(s) for s in seen)})")
+    try:
+        loaded = yaml.safe_load(p.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read training config {p}: {exc}") from exc
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{p} must hold a mapping of settings")
+    raw = dict(loaded or {})
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    merged = _read_settings(p.parent / str(base), (*seen, p.resolve()))
+    merged.update(raw)
+    return merged
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from YAML, with keyword overrides (``None`` values ignored). A config may
+    begin with ``extends: BASE.yaml``: BASE's settings, then its own on top."""
     raw: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read training config {p}: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{p} must hold a mapping of settings")
-        raw = dict(loaded or {})
+        raw = _read_settings(Path(path))
     raw.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(raw) - known

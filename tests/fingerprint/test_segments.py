@@ -37,11 +37,33 @@ def test_chain_joins_consistent_windows_and_bridges_a_short_gap():
     assert gaps(segs, 40.0) == [(round(b.end, 3), 40.0)]
 
 
-def test_chain_splits_when_the_offset_jumps():
-    cfg = SegmentConfig()
-    matches = [(float(t), _cand(1, t + 0.0)) for t in range(8)] + [(float(t), _cand(1, t + 60.0)) for t in range(8, 16)]
-    segs = chain(matches, 21.0, cfg)
-    assert len(segs) == 2 and segs[1].offset > 55  # the same track from another place: a new segment
+def test_a_repeat_in_the_music_does_not_split_a_segment_and_a_long_gap_does():
+    cfg = SegmentConfig(max_gap=6.0)
+    # windows 3-4 match the same passage 60 s later in the track (a loop): one segment, the majority offset
+    matches = [(float(t), _cand(1, t + (60.0 if t in (3, 4) else 20.0))) for t in range(12)]
+    matches += [(float(t), None) for t in range(12, 30)]
+    matches += [(float(t), _cand(1, t + 100.0)) for t in range(30, 36)]  # the track again, 18 s later
+    segs = chain(matches, 41.0, cfg)
+    assert len(segs) == 2 and segs[0].windows == 12
+    assert segs[0].offset == pytest.approx(20.0 + segs[0].start)
+    assert segs[1].offset == pytest.approx(100.0 + segs[1].start)
+
+
+def test_neighbours_of_one_track_merge_and_a_twin_file_does_not_break_a_run():
+    from soundalike.fingerprint.segments import merge_neighbours
+
+    cfg = SegmentConfig(max_gap=10.0)
+    merged = merge_neighbours([Segment(4, 0.0, 20.0, 5.0, 1.0, 10), Segment(4, 27.0, 40.0, 33.0, 0.5, 10),
+                               Segment(2, 40.0, 60.0, 0.0, 1.0, 5), Segment(4, 75.0, 90.0, 0.0, 1.0, 5)], cfg)
+    assert [(m.track_id, m.start, m.end) for m in merged] == [(4, 0.0, 40.0), (2, 40.0, 60.0), (4, 75.0, 90.0)]
+    assert merged[0].offset == 5.0 and merged[0].confidence == pytest.approx(0.75) and merged[0].windows == 20
+    # a window whose best track is another file with the same audio (listed in `also`) keeps the run going
+    twin = _cand(8, 99.0)
+    twin.also = {7: 16.0}
+    matches = [(float(t), _cand(7, 10.0 + t)) for t in range(6)] + [(6.0, twin)]
+    matches += [(float(t), _cand(7, 10.0 + t)) for t in range(7, 12)]
+    segs = chain(matches, 17.0, SegmentConfig())
+    assert [s.track_id for s in segs] == [7] and segs[0].windows == 12
 
 
 def test_score_segments_counts_right_wrong_and_missed():

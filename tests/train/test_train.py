@@ -62,6 +62,21 @@ def test_config_errors(tmp_path):
         load_config(None, batch_size=1)
 
 
+def test_a_config_extends_another_and_overrides_it(tmp_path):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({"steps": 300, "lr": 0.002, "encoder": "crnn"}))
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump({"extends": "base.yaml", "steps": 9000}))
+    cfg = load_config(tmp_path / "long.yaml", lr=0.001)
+    assert (cfg.steps, cfg.lr, cfg.encoder) == (9000, 0.001, "crnn")  # own > base; keywords > both
+    (tmp_path / "loop.yaml").write_text(yaml.safe_dump({"extends": "loop.yaml"}))
+    with pytest.raises(ConfigError, match="extends itself"):
+        load_config(tmp_path / "loop.yaml")
+    (tmp_path / "gone.yaml").write_text(yaml.safe_dump({"extends": "missing.yaml"}))
+    with pytest.raises(ConfigError, match="missing.yaml"):
+        load_config(tmp_path / "gone.yaml")
+    long_run = load_config(Path(__file__).parents[2] / "configs" / "encoders-100h.yaml")
+    assert long_run.objective == "song" and len(long_run.sources) == 4  # the leaderboard's recipe, more music
+
+
 def test_lr_schedule():
     cfg = load_config(None, steps=100, warmup_steps=10, lr=1.0, lr_min_ratio=0.1)
     assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
