@@ -113,6 +113,7 @@ def main() -> int:
     from soundalike.fingerprint.evaluate import (
         CONDITIONS,
         Query,
+        accepted_rate,
         content_groups,
         is_hit,
         make_queries,
@@ -178,18 +179,17 @@ def main() -> int:
         res: dict[str, dict[str, float]] = {c: {} for c in conds}
         for c in conds:
             sel = [(q, r) for q, r in zip(q_in, r_in, strict=True) if q.condition == c]
-            hits = [is_hit(r[0], q, inside) for q, r in sel]
-            acc = [h and cal.confidence(*r[1]) >= cal.threshold for h, (q, r) in zip(hits, sel, strict=True)]
-            res[c]["ours"] = float(np.mean(hits))
-            res[c]["ours_accepted"] = float(np.mean(acc))
-        ours_fmr = float(np.mean([c is not None and cal.confidence(*m) >= cal.threshold for c, m in r_out]))
+            res[c]["ours"] = float(np.mean([is_hit(r[0], q, inside) for q, r in sel]))
+            res[c]["ours_accepted"] = accepted_rate(cal, [r for _, r in sel], queries=[q for q, _ in sel],
+                                                    track_ids=inside)
+        ours_fmr = accepted_rate(cal, r_out)
 
         # ---- generated sound in no catalog (seeds apart from the calibration's), against this catalog;
         # and a catalog of generated songs queried with other songs of their style
-        def accepted(rows_: list) -> float:  # noqa: ANN001
-            return float(np.mean([c is not None and cal.confidence(*m) >= cal.threshold for c, m in rows_]))
+        def accepted(rows_: list) -> float | None:  # noqa: ANN001
+            return accepted_rate(cal, rows_)
 
-        gen: dict[str, float] = {}
+        gen: dict[str, float | None] = {}
         for kind in OOD_KINDS:
             qs = [Query(-1, 0.0, kind, ood_clip(kind, i, sr=sr, duration=args.seconds), False)
                   for i in range(args.generated_per_kind)]
@@ -202,8 +202,7 @@ def main() -> int:
         q_song_in = make_queries(songs[:10], sr, per_condition=10, seconds=args.seconds,
                                  conditions=["clean", "mp3 32 kbps", "noise 0 dB"], seed=args.seed + 5)
         r_song_in = top_candidates(fp, song_index, q_song_in, sr)
-        gen_hits = float(np.mean([is_hit(c, q, list(range(10))) and cal.confidence(*m) >= cal.threshold
-                                  for q, (c, m) in zip(q_song_in, r_song_in, strict=True)]))
+        gen_hits = accepted_rate(cal, r_song_in, queries=q_song_in, track_ids=list(range(10)))
 
         # ---- long recordings: mixes of catalog tracks (crossfades, tempo nudges, noise, talk-over,
         # out-of-catalog music between), every segment known

@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from soundalike.fingerprint import load_fingerprinter
     from soundalike.fingerprint.evaluate import (
         Query,
+        accepted_rate,
         content_groups,
         fit_calibration,
         is_hit,
@@ -171,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
         cal = replace(cal, max_steadiness=limit)
     def accepted(rows: list[tuple[Any, tuple[float, ...]]], by: Any = None) -> float | None:
-        by = by or cal
-        return float(np.mean([c is not None and by.confidence(*m) >= by.threshold for c, m in rows])) if rows else None
+        return accepted_rate(by or cal, rows)
 
     print("generated kinds accepted (now -> fitted):", file=sys.stderr)
     for kind in OOD_KINDS:
@@ -180,20 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {kind:14s} {accepted(rows, before):.3f} -> {accepted(rows):.3f}", file=sys.stderr)
     print(f"  real out-of-catalog {accepted(r_out, before):.3f} -> {accepted(r_out):.3f}; generated songs "
           f"{accepted(rs_out, before) if rs_out else 'n/a'} -> {accepted(rs_out) if rs_out else 'n/a'}", file=sys.stderr)
-    hits_before = np.mean([is_hit(c, q, inside) and before.confidence(*m) >= before.threshold
-                           for q, (c, m) in zip(q_in, r_in, strict=True)])
+    hits_before = accepted_rate(before, r_in, queries=q_in, track_ids=inside)
     print(f"  in-catalog accepted hits {hits_before:.3f} -> (below)", file=sys.stderr)
 
-    in_acc = [is_hit(c, q, inside) and cal.confidence(*m) >= cal.threshold
-              for q, (c, m) in zip(q_in, r_in, strict=True)]
     d = cal.to_dict()
     d["false_match_rate"] = accepted(r_out)
     d["generated_false_match_rate"] = accepted(r_gen)
     d["generated_song_false_match_rate"] = accepted(rs_out)
-    d["accepted_hit_rate"] = float(np.mean(in_acc))
-    d["generated_song_accepted_hit_rate"] = float(np.mean(
-        [is_hit(c, q, own) and cal.confidence(*m) >= cal.threshold for q, (c, m) in zip(qs_in, rs_in, strict=True)])
-    ) if qs_in else None
+    d["accepted_hit_rate"] = accepted_rate(cal, r_in, queries=q_in, track_ids=inside)
+    d["generated_song_accepted_hit_rate"] = accepted_rate(cal, rs_in, queries=qs_in, track_ids=own)
     print(json.dumps({**d, "out_without_candidate": n_out_none}, indent=2))
     if not args.dry_run:
         stem = Path(args.model).with_suffix("")

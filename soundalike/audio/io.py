@@ -457,6 +457,19 @@ def decode(
     raise AudioDecodeError(p, "; ".join(reasons) or "no decoder available")
 
 
+def declared_span(path: str | Path, *, offset: float = 0.0, duration: float | None = None) -> float | None:
+    """Seconds of ``path`` from ``offset`` (at most ``duration``) by its header, without decoding; None when
+    the header does not say (or the file cannot be read: decoding it says best what is wrong)."""
+    try:
+        declared = info(path).duration
+    except AudioDecodeError:
+        declared = None
+    span = None if declared is None else max(0.0, declared - offset)
+    if duration is not None:
+        span = duration if span is None else min(span, duration)
+    return span
+
+
 def decode_windows(path: str | Path, *, sr: int, step: int, extra: int, offset: float = 0.0,
                    duration: float | None = None, max_duration: float | None = None,
                    window_seconds: float = 120.0) -> Iterator[tuple[int, int, int | None, DecodedAudio]]:
@@ -475,13 +488,7 @@ def decode_windows(path: str | Path, *, sr: int, step: int, extra: int, offset: 
     if step <= 0 or extra < 0:
         raise ParameterError("step must be positive and extra >= 0")
     per = max(1, int(window_seconds * sr) // step) * step
-    try:
-        declared = info(path).duration
-    except AudioDecodeError:  # decode() below says best what is wrong with it
-        declared = None
-    span = None if declared is None else max(0.0, declared - offset)
-    if duration is not None:
-        span = duration if span is None else min(span, duration)
+    span = declared_span(path, offset=offset, duration=duration)
     if span is None or span * sr <= per + extra:
         yield 0, 0, None, decode(path, sr=sr, offset=offset, duration=duration, max_duration=max_duration,
                                  require_sound=True)

@@ -38,3 +38,8 @@ def hamming(a: np.ndarray, b: np.ndarray, *, block: int = 256) -> np.ndarray:
         x = np.bitwise_xor(a[i : i + block, None, :], b[None, :, :])
         out[i : i + block] = _POPCOUNT[x].sum(axis=2, dtype=np.int32)
     return out
+
+
+def paired_hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bit differences row by row between packed codes a and b [shape=(n, B)] -> int [shape=(n,)]."""
+    return _POPCOUNT[np.bitwise_xor(np.asarray(a, np.uint8), np.asarray(b, np.uint8))].sum(axis=1, dtype=np.int32)

@@ -100,6 +100,18 @@ def is_hit(cand: Any, q: Query, track_ids: Sequence[int], *, tolerance: float = 
     return cand is not None and cand.track_id == track_ids[q.track] and abs(cand.offset - q.offset) <= tolerance
 
 
+def accepted_rate(cal: Calibration, results: Sequence[tuple[Any, tuple[float, ...]]], *,
+                  queries: Sequence[Query] | None = None, track_ids: Sequence[int] = ()) -> float | None:
+    """Share of :func:`top_candidates` ``results`` whose top match passes ``cal``'s threshold (None when
+    there are none); with their ``queries`` and the catalog's ``track_ids``, only right matches
+    (:func:`is_hit`) count."""
+    if not results:
+        return None
+    ok = [c is not None and cal.confidence(*m) >= cal.threshold
+          and (queries is None or is_hit(c, queries[i], track_ids)) for i, (c, m) in enumerate(results)]
+    return float(np.mean(ok))
+
+
 def fit_calibration(pos: np.ndarray, neg: np.ndarray, *, max_false_match_rate: float = 0.01,
                     fitted_on: dict[str, Any] | None = None) -> Calibration:
     """Logistic regression of "the top match is right" on its evidence, then the threshold.

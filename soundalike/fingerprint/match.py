@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from soundalike.fingerprint.codes import paired_hamming
+
 
 @dataclass
 class Candidate:
@@ -63,8 +65,7 @@ def refine(cand: Candidate, query_codes: np.ndarray, query_times: np.ndarray, tr
         m = (np.abs(pos - j) * hop_seconds <= tolerance) & (j >= 0) & (j < n)
         if not m.any():
             continue
-        x = np.bitwise_xor(query_codes[m], track_codes[j[m]])
-        d = np.unpackbits(x, axis=1).sum(axis=1)
+        d = paired_hamming(query_codes[m], track_codes[j[m]])
         sim = 1.0 - d / (bits / 2.0)
         if window_weights is not None:
             sim = sim * window_weights[j[m]]

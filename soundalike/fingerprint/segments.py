@@ -5,8 +5,9 @@ the index once. Then an analysis window of :attr:`SegmentConfig.window` seconds 
 :attr:`SegmentConfig.hop` seconds and votes like a short excerpt would (:meth:`Fingerprinter.match_codes`).
 Accepted windows that name the same track (with at most :attr:`SegmentConfig.max_gap` s between them) chain
 into a :class:`Segment` whose offset is the alignment most of its windows agree on (a repeat in the music
-matches an earlier place too); what no segment covers is a gap. A window's centre stands for where it was heard, so boundaries land between the centres
-of the last window of one segment and the first of the next.
+matches an earlier place too); what no segment covers is a gap. A window's centre stands for where it was
+heard, so first boundaries land between the centres of the last window of one segment and the first of the
+next; :func:`refine_edges` then moves each to where its track stops lining up with the recording.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from soundalike.errors import ParameterError
+from soundalike.fingerprint.codes import paired_hamming
 
 #: Another track whose score reaches this share of the best one's in a window "fits nearly as well": a run
 #: on that track continues through the window instead of breaking (catalogs hold the same audio twice).
@@ -134,8 +136,7 @@ def aligned_similarity(codes: np.ndarray, times: np.ndarray, track_codes: np.nda
     ok = (j >= 0) & (j < len(track_codes))
     out = np.zeros(len(times), np.float64)
     if ok.any():
-        d = np.unpackbits(np.bitwise_xor(codes[ok], track_codes[j[ok]]), axis=1).sum(axis=1)
-        out[ok] = np.clip(1.0 - d / (bits / 2.0), 0.0, 1.0)
+        out[ok] = np.clip(1.0 - paired_hamming(codes[ok], track_codes[j[ok]]) / (bits / 2.0), 0.0, 1.0)
     return out
 
 

@@ -234,8 +234,8 @@ class AudioEncoder:
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
         desc = self.describe()
         desc["fingerprint"] = self.fingerprint
-        _atomic_write(stem.with_suffix(".safetensors"), lambda p: save_file(tensors, str(p)))
-        _atomic_write(stem.with_suffix(".json"),
+        atomic_write(stem.with_suffix(".safetensors"), lambda p: save_file(tensors, str(p)))
+        atomic_write(stem.with_suffix(".json"),
                       lambda p: Path(p).write_text(json.dumps(desc, indent=2, sort_keys=True) + "\n"))
         return stem.with_suffix(".safetensors")
 
@@ -246,7 +246,8 @@ def _stem(path: Path) -> Path:
     return path
 
 
-def _atomic_write(target: Path, write: Any) -> None:
+def atomic_write(target: Path, write: Any) -> None:
+    """``write(tmp_path)`` then rename onto ``target``: a reader sees the old file or the whole new one."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -182,7 +182,7 @@ class HeadModel:
     def save(self, path: str | Path) -> Path:
         from safetensors.torch import save_file
 
-        from soundalike.models.checkpoint import _atomic_write, _stem
+        from soundalike.models.checkpoint import _stem, atomic_write
 
         stem = _stem(Path(path))
         stem.parent.mkdir(parents=True, exist_ok=True)
@@ -191,8 +191,8 @@ class HeadModel:
                 "encoder_fingerprint": self.encoder_fingerprint, "metadata": self.metadata,
                 "weights_sha256": self._weights_digest()}
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        _atomic_write(stem.with_suffix(".safetensors"), lambda p: save_file(tensors, str(p)))
-        _atomic_write(stem.with_suffix(".json"),
+        atomic_write(stem.with_suffix(".safetensors"), lambda p: save_file(tensors, str(p)))
+        atomic_write(stem.with_suffix(".json"),
                       lambda p: Path(p).write_text(json.dumps(desc, indent=2, sort_keys=True) + "\n"))
         return stem.with_suffix(".safetensors")
 

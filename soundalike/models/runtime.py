@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
@@ -174,11 +173,10 @@ def _trace(fn: Any, owners: Sequence[Any], n_mels: int, frames: int) -> bytes:
 
 def _store(path: Path, data: bytes) -> None:
     """Write the export atomically; a cache that cannot be written (read-only home) is not an error."""
+    from soundalike.models.checkpoint import atomic_write
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".onnx")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     except OSError:
         pass

@@ -329,13 +329,17 @@ def create_app(cfg: ServeConfig) -> Any:
             return None
         return {"offset": round(m.offset, 3), "confidence": round(m.confidence, 4), **engine.web_track(m.track)}
 
+    def need_fingerprints() -> None:
+        if not engine.has_fingerprints:
+            raise HTTPException(409, "this catalog keeps no fingerprints; `soundalike fingerprints --catalog C` adds them")
+
     @app.post("/api/identify", tags=["search"],
               openapi_extra=BINARY_BODY)
     async def identify(request: Request, offset: float = Query(0.0, ge=0),
                        duration: float | None = Query(None, gt=0)) -> dict[str, Any]:
         """Which catalog track the uploaded excerpt comes from, and where (``match`` null: no match)."""
-        if not engine.has_fingerprints:
-            raise HTTPException(409, "this catalog keeps no fingerprints; `soundalike fingerprints --catalog C` adds them")
+        need_fingerprints()
+
         def work(cat: Catalog, path: Path) -> dict[str, Any] | None:
             from soundalike.tasks.identify import identify as identify_file
 
@@ -350,8 +354,7 @@ def create_app(cfg: ServeConfig) -> Any:
                        duration: float | None = Query(None, gt=0)) -> dict[str, Any]:
         """Every catalog track heard in an uploaded long recording (a mix, a broadcast): start and end in
         the recording, the offset into the track, and the gaps where nothing matched."""
-        if not engine.has_fingerprints:
-            raise HTTPException(409, "this catalog keeps no fingerprints; `soundalike fingerprints --catalog C` adds them")
+        need_fingerprints()
 
         def work(cat: Catalog, path: Path) -> dict[str, Any]:
             from soundalike.tasks.identify import identify_segments

@@ -114,8 +114,7 @@ def identify_segments(catalog: Catalog, recording: str | Path, *, config: Any = 
     :class:`~soundalike.fingerprint.segments.SegmentConfig`). The file is read in bounded memory (a few
     minutes of audio at a time); ``progress`` shows a bar; ``offset``/``duration`` pick a part of it (times
     stay the recording's); a recording longer than ``max_duration`` seconds is refused."""
-    from soundalike.audio.io import decode_windows, info
-    from soundalike.errors import AudioDecodeError
+    from soundalike.audio.io import declared_span, decode_windows
     from soundalike.fingerprint.segments import SegmentConfig, find_segments, gaps
 
     cfg = config or SegmentConfig()
@@ -125,10 +124,7 @@ def identify_segments(catalog: Catalog, recording: str | Path, *, config: Any = 
     sr = fp.sample_rate
     hop_frames = fp.query_hop_for(len(index))
     step = hop_frames * fp.fe.hop_length
-    try:
-        total = info(recording).duration
-    except AudioDecodeError:
-        total = None
+    total = declared_span(recording, offset=offset, duration=duration)
     bar = None
     if progress:
         from tqdm import tqdm

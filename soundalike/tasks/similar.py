@@ -63,15 +63,16 @@ def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: f
                 f"{query!r} is neither an audio file nor a track id in catalog {catalog.root}"
             ) from None
         return catalog.search(song, k=k, exclude=[track_id], allow=allow)
+    from soundalike.audio.io import declared_span
     from soundalike.index.scoring import query_grid
 
-    fe = catalog.encoder.frontend
-    emb = Embedder(catalog.encoder, max_duration=max_duration).embed_file(str(query), offset=offset,
-                                                                          duration=duration)
-    hop, phases = query_grid(fe, emb.duration)
-    if phases > 1:  # a short query: again on denser chunks (one of its grids lands near the stored chunks)
-        dense = Embedder(catalog.encoder, chunk_hop_frames=hop, max_duration=max_duration)
-        emb = dense.embed_waveform(dense.decode(str(query), offset=offset, duration=duration).samples)
+    span = declared_span(str(query), offset=offset, duration=duration)  # the header says how long
+    hop, phases = query_grid(catalog.encoder.frontend, span if span is not None else float("inf"))
+    embedder = Embedder(catalog.encoder, chunk_hop_frames=hop, max_duration=max_duration)
+    if phases > 1:  # a short query, on denser chunks (one of its grids lands near the stored chunks)
+        emb = embedder.embed_waveform(embedder.decode(str(query), offset=offset, duration=duration).samples)
+    else:  # a long one, on the catalog's grid, window by window in bounded memory
+        emb = embedder.embed_file(str(query), offset=offset, duration=duration)
     return rank_file_query(catalog, emb.chunks, k=k, allow=allow, phases=phases)
 
 
