@@ -234,6 +234,19 @@ def load_synth(soundfont: str, sample_rate: int) -> tuple[Any, int]:
     return synth, synth.sfload(soundfont)
 
 
+def reset_synth(engine: Any, sample_rate: int) -> None:
+    """Bring a used tinysoundfont synth back to how a new one sounds: the controllers a score may have moved
+    (volume, pan, expression, pitch bend) at their defaults, and every voice stopped and faded out (its quick
+    release is rendered and dropped), so a render does not depend on what the process rendered before."""
+    engine.sounds_off()
+    for ch in range(16):
+        engine.control_change(ch, 7, 127)
+        engine.control_change(ch, 10, 64)
+        engine.control_change(ch, 11, 127)
+        engine.pitchbend(ch, 8192)
+    engine.generate(int(0.2 * sample_rate))
+
+
 def synthesize(events: list[tuple[float, Any]], *, soundfont: str, sample_rate: int, max_seconds: float,
                programs: dict[int, int] | None = None, tail_seconds: float = 1.0,
                synth: tuple[Any, int] | None = None) -> tuple[np.ndarray, dict[int, int]]:
@@ -248,6 +261,8 @@ def synthesize(events: list[tuple[float, Any]], *, soundfont: str, sample_rate: 
     loaded = synth if synth is not None else load_synth(soundfont, sample_rate)
     engine: Any = loaded[0]
     sfid = loaded[1]
+    if synth is not None:  # a reused synth starts as a new one would: no voice, controller or bend left over
+        reset_synth(engine, sample_rate)
     used: dict[int, int] = {}
     channels = sorted({m.channel for _, m in events})
     for ch in channels:
@@ -342,15 +357,16 @@ def _render_task(args: tuple[_Task, DemoCorpusConfig, str, tuple[str, ...]]) -> 
     except Exception as exc:  # music21 raises many kinds on odd scores
         skipped[f"parse:{type(exc).__name__}"] += task.n_tunes
         return rows, skipped
+    # seeded by the score's place in music21's corpus, not by where music21 is installed
+    rel_source = task.source.split("/corpus/", 1)[-1]
     if isinstance(parsed, m21stream.Opus):
         scores = list(parsed.scores)
-        rng = random.Random(f"{cfg.seed}:{task.source}")
+        rng = random.Random(f"{cfg.seed}:{rel_source}")
         picks = sorted(rng.sample(range(len(scores)), min(task.n_tunes, len(scores))))
         works = [(i, scores[i]) for i in picks]
     else:
         works = [(None, parsed)]  # type: ignore[list-item]
-    rng = random.Random(f"{cfg.seed}:{task.source}:ensembles")
-    rel_source = task.source.split("/corpus/", 1)[-1]
+    rng = random.Random(f"{cfg.seed}:{rel_source}:ensembles")
     for number, score in works:
         title = (getattr(score.metadata, "title", None) if score.metadata else None) or Path(task.source).stem
         stem = str(Path(rel_source).with_suffix(""))  # e.g. beethoven/opus18no1/movement3

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import numpy as np
 import pytest
 
 from soundalike.audio import load
@@ -72,3 +73,33 @@ def test_bad_render_options():
         DemoCorpusConfig(ensembles=("kazoo",))
     with pytest.raises(ParameterError):
         DemoCorpusConfig(max_seconds=0.0)
+
+
+def test_a_reused_synth_renders_as_a_new_one():
+    """The per-process synth cache keeps no voice, volume or pitch bend from the previous piece."""
+    pytest.importorskip("tinysoundfont")
+    import mido
+
+    from soundalike.data.render import default_soundfont, load_synth, synthesize
+
+    sf = str(default_soundfont())
+
+    def piece(program, notes, *, bend=False, volume=None):
+        ev = [(0.0, mido.Message("program_change", channel=0, program=program))]
+        if bend:
+            ev.append((0.05, mido.Message("pitchwheel", channel=0, pitch=3000)))
+        if volume is not None:
+            ev.append((0.1, mido.Message("control_change", channel=0, control=7, value=volume)))
+        for i, n in enumerate(notes):
+            ev += [(0.1 + 0.3 * i, mido.Message("note_on", channel=0, note=n, velocity=100)),
+                   (0.35 + 0.3 * i, mido.Message("note_off", channel=0, note=n, velocity=0))]
+        return ev
+
+    song = piece(0, [60, 64, 67, 72])
+    fresh, _ = synthesize(song, soundfont=sf, sample_rate=22050, max_seconds=2.0, synth=load_synth(sf, 22050))
+    used = load_synth(sf, 22050)  # cut off mid-note, bent, quieter: all of it must be gone
+    synthesize(piece(48, [40, 47, 52], bend=True, volume=40), soundfont=sf, sample_rate=22050, max_seconds=0.8,
+               synth=used, tail_seconds=0.1)
+    again, _ = synthesize(song, soundfont=sf, sample_rate=22050, max_seconds=2.0, synth=used)
+    assert np.abs(fresh).max() > 0.01
+    np.testing.assert_array_equal(again, fresh)
