@@ -131,7 +131,9 @@ def register(sub: Any) -> None:
                                     "tempo-changed copy) against the catalog's fingerprints and print the track, "
                                     "the offset into it and a calibrated confidence, or 'no match' when the "
                                     "confidence is below the threshold chosen on held-out data (at most 1% "
-                                    "false matches on music that is not in the catalog).")
+                                    "false matches on music that is not in the catalog). With --segments, CLIP "
+                                    "is a long recording (a DJ mix, a broadcast): every catalog track in it, "
+                                    "where it starts and ends, from where in the track, and the gaps.")
     sp.add_argument("clip", metavar="CLIP", help="audio file (3-10 s works best; longer files: use --duration)")
     add_excerpt(sp, "CLIP")
     sp.add_argument("--top", type=int, default=1, help="also list the next candidates (default 1: the best only)")
