@@ -116,6 +116,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             if fpi:
                 print(f"fingerprints {fpi['model']} ({fpi['bits']}-bit codes every {fpi['hop_seconds']:g} s): "
                       f"{fpi['tracks']} tracks, {fpi['windows']} windows, {fpi['bytes_per_hour'] / 1000:.0f} KB per hour")
+                held = fpi.get("hashed_index_bytes")
+                print(f"  identify   searches the {fpi['index']} index"
+                      + (f" ({held / 2**20:.0f} MB on disk)" if fpi["index"] == "hashed" and held else ""))
             else:
                 print("fingerprints none (`soundalike fingerprints` adds them; `identify` needs them)")
             hci = d.get("hash_codes")

@@ -56,6 +56,9 @@ def cmd_identify(args: argparse.Namespace) -> int:
     from soundalike.tasks.identify import identify
 
     with Catalog.open(catalog_arg(args)) as catalog:
+        catalog.fingerprints.use_index(args.index)
+        if catalog.has_fingerprints:
+            catalog.window_index(progress=progress(args))  # a stale hashed index is rebuilt here, with a bar
         if args.segments:
             return _segments(args, catalog)
         res = identify(catalog, args.clip, offset=args.offset, duration=args.duration, top=args.top,
@@ -142,5 +145,9 @@ def register(sub: Any) -> None:
                     help="CLIP is a long recording (a mix, a broadcast): list every catalog track heard in it, "
                          "with start and end in the recording, the offset into the track, and the gaps; read "
                          "in bounded memory, with a progress bar")
+    sp.add_argument("--index", choices=("auto", "exact", "hashed"), default="auto",
+                    help="fingerprint index: exact (scan every window in memory), hashed (the multi-probe hash kept "
+                         "on disk beside the catalog, rebuilt when the catalog changed), or auto (default: exact up "
+                         "to 500,000 windows, about 1,000 tracks, hashed beyond)")
     add_common(sp, catalog=True, threads=True)
     sp.set_defaults(func=cmd_identify)

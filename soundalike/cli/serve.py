@@ -42,7 +42,8 @@ def register(sub: Any) -> None:
     sp.add_argument("--workers", type=int, default=2, help="inference threads (default 2; more requests queue)")
     add_max_duration(sp)
     sp.add_argument("--ray", action="store_true",
-                    help="search song embeddings held in index shards by Ray actors (top-k merged exactly)")
+                    help="search song embeddings and fingerprint windows held in index shards by Ray actors (top-k merged "
+                         "exactly)")
     sp.add_argument("--shards", type=int, default=None, metavar="N", help="--ray: index shards (default 2)")
     sp.add_argument("--address", metavar="ADDR", help="--ray: the cluster to join (default: running, else local)")
     sp.add_argument("--catalog", "-c", metavar="DIR", help="catalog folder (default: $SOUNDALIKE_CATALOG)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from soundalike.errors import ModelError, ParameterError
 from soundalike.fingerprint.codes import pack_codes
-from soundalike.fingerprint.index import BinaryIndex
+from soundalike.fingerprint.index import Hits, WindowIndex
 from soundalike.fingerprint.match import Candidate, refine, vote
 
 
@@ -92,9 +93,6 @@ def steadiness(codes: np.ndarray, times: np.ndarray, *, bits: int, min_gap: floa
 class Fingerprinter:
     """A fingerprint encoder with its front-end: 1 s windows every ``hop`` -> packed binary codes."""
 
-    #: Above this many catalog windows (about 400 h of audio) queries use the coarser hop, so the
-    #: exact Hamming scan stays within ~100 ms on one core at 10,000 tracks.
-    LARGE_INDEX = 2_000_000
     #: How far (seconds) another offset of the top track must be to count as a different place in it.
     OTHER_OFFSET = 1.5
     #: Seconds of query windows that must agree on a match for its full confidence (see :meth:`match_codes`).
@@ -117,6 +115,7 @@ class Fingerprinter:
         self.calibration = Calibration.from_dict(encoder.metadata.get("identify"))
         self._mel = MelFrontend(self.fe)
         self._noise: np.ndarray | None = None
+        self._noise_index: Any = None
 
     @property
     def sample_rate(self) -> int:
@@ -135,6 +134,12 @@ class Fingerprinter:
     QUIET_DB = 30.0
 
     def _codes(self, y: np.ndarray, sr: int, hop_frames: int, *, mask_quiet: bool = True) -> np.ndarray:
+        return self._windows(y, sr, hop_frames, mask_quiet=mask_quiet)[0]
+
+    def _windows(self, y: np.ndarray, sr: int, hop_frames: int, *,
+                 mask_quiet: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, margins): the packed codes and ``|embedding|`` per bit (float16; small = a bit that noise
+        flips easily)."""
         import torch
 
         from soundalike.features.mel import chunk_power, power_to_db
@@ -148,11 +153,12 @@ class Fingerprinter:
             ch = chunk_power(power, chunk_frames=self.fe.chunk_frames, hop_frames=hop_frames)
             db = power_to_db(ch, amin=self.fe.amin, top_db=self.fe.top_db)
             level = 10.0 * torch.log10(ch.mean(dim=(1, 2)).clamp_min(self.fe.amin)).numpy()
-        codes = pack_codes(self.encoder.embed_chunks(db, batch_size=self.batch_size))
+        emb = np.asarray(self.encoder.embed_chunks(db, batch_size=self.batch_size))
+        codes = pack_codes(emb)
         if mask_quiet:
             quiet = level < np.percentile(level, 95) - self.QUIET_DB
             codes[quiet] = 0
-        return codes
+        return codes, np.abs(emb).astype(np.float16)
 
     #: Hamming distances to the nearest noise code at which a catalog window's votes start to count,
     #: and count fully (see :meth:`hub_weights`).
@@ -182,11 +188,14 @@ class Fingerprinter:
     def hub_weights(self, codes: np.ndarray) -> np.ndarray:
         """Per code, a factor in [0, 1]: 0 for windows that look like noise or silence (fade-outs, dither,
         hiss: they attract every noisy query), 1 for windows well away from them."""
-        from soundalike.fingerprint.codes import hamming
-
         if len(codes) == 0:
             return np.zeros(0, np.float64)
-        d = hamming(codes, self.noise_codes()).min(axis=1)
+        if self._noise_index is None:
+            import faiss
+
+            self._noise_index = faiss.IndexBinaryFlat(self.bits)
+            self._noise_index.add(np.ascontiguousarray(self.noise_codes()))
+        d = self._noise_index.search(np.ascontiguousarray(codes, dtype=np.uint8), 1)[0][:, 0].astype(np.float64)
         lo, hi = self.HUB_DISTANCE
         w = np.clip((d - lo) / float(hi - lo), 0.0, 1.0)
         w[~np.asarray(codes).any(axis=1)] = 0.0  # quiet windows (the all-zero code)
@@ -198,49 +207,137 @@ class Fingerprinter:
             raise ParameterError("cannot fingerprint an empty waveform")
         return self._codes(y, sr, self.fe.chunk_hop_frames)
 
-    def query_hop_for(self, index_size: int) -> int:
-        """Frames between query windows: 0.1 s, or 0.24 s for an index of more than :attr:`LARGE_INDEX` windows."""
+    #: Seconds between query windows: for the exact scan, and for an approximate (hashed) index, where half
+    #: as many windows find as many right matches (``benchmarks/identify.py --scale``) in half the time.
+    QUERY_HOP, QUERY_HOP_APPROXIMATE = 0.1, 0.2
+
+    def query_hop_frames_default(self, index: Any = None) -> int:
+        """Frames between query windows (:attr:`QUERY_HOP`, or :attr:`QUERY_HOP_APPROXIMATE` for an
+        approximate ``index``): denser than the catalog's windows, so some query window always lands near a
+        catalog one."""
         if self.query_hop_frames is not None:
             return int(self.query_hop_frames)
-        per_second = self.fe.sample_rate / self.fe.hop_length
-        return max(1, int(round((0.24 if index_size > self.LARGE_INDEX else 0.1) * per_second)))
+        approximate = getattr(index, "kind", "exact") != "exact"
+        hop = self.QUERY_HOP_APPROXIMATE if approximate else self.QUERY_HOP
+        return max(1, int(round(hop * self.fe.sample_rate / self.fe.hop_length)))
 
-    def query_codes(self, y: np.ndarray, sr: int, hop_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(codes [shape=(q, bits / 8)], window start times [shape=(q,)]) of a query, windows every
-        ``hop_frames`` (default :meth:`query_hop_for` a small index): denser than the catalog's, so some
-        window always lands near a catalog one."""
+    def query_windows(self, y: np.ndarray, sr: int,
+                      hop_frames: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(codes [shape=(q, bits / 8)], window start times [shape=(q,)], margins [shape=(q, bits)]) of a
+        query, windows every ``hop_frames`` (default :meth:`query_hop_frames_default`). The margins
+        (``|embedding|`` per bit) tell a hashed index which bits to distrust."""
         if len(y) < 0.5 * sr:
             raise ParameterError(f"the excerpt is {len(y) / sr:.2f} s long; identification needs at least 0.5 s "
                                  "(3-10 s works best)")
-        hop = int(hop_frames or self.query_hop_for(0))
-        codes = self._codes(y, sr, hop)
+        hop = int(hop_frames or self.query_hop_frames_default())
+        codes, margins = self._windows(y, sr, hop)
         times = np.arange(len(codes), dtype=np.float64) * self.fe.frames_to_seconds(hop)
+        return codes, times, margins
+
+    def query_codes(self, y: np.ndarray, sr: int, hop_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, window start times) of a query: :meth:`query_windows` without the margins."""
+        codes, times, _ = self.query_windows(y, sr, hop_frames)
         return codes, times
 
-    def match(self, index: BinaryIndex, y: np.ndarray, sr: int, *, top: int = 5) -> list[Candidate]:
+    def match(self, index: WindowIndex, y: np.ndarray, sr: int, *, top: int = 5) -> list[Candidate]:
         """Best (track, offset) candidates for a query waveform, with calibrated confidence."""
-        codes, times = self.query_codes(y, sr, self.query_hop_for(len(index)))
-        return self.match_codes(index, codes, times, top=top)
+        codes, times, margins = self.query_windows(y, sr, self.query_hop_frames_default(index))
+        return self.match_codes(index, codes, times, top=top, margins=margins)
 
-    def match_codes(self, index: BinaryIndex, codes: np.ndarray, times: np.ndarray, *, top: int = 5,
-                    found: tuple[np.ndarray, np.ndarray] | None = None) -> list[Candidate]:
-        """:meth:`match` from a query's codes and their times (seconds from the query's start); ``found``:
-        their ``index.search(codes, k)`` when it was already run (a long recording searches once)."""
+    #: Nearest windows of each track an approximate index points at that join each query window's hits.
+    WIDEN_PER_TRACK = 10
+    #: How many of the tracks an approximate index's hits vote for are searched exactly.
+    WIDEN_TRACKS = 24
+
+    def _vote(self, hits: Hits, times: np.ndarray, top: int) -> list[Candidate]:
+        """The best ``2 * top`` (at least 8) (track, offset) candidates of the hits, hub windows discounted."""
+        ok = hits.tracks >= 0
+        hw = np.zeros(hits.tracks.shape, np.float64)
+        hw[ok] = self.hub_weights(hits.codes[ok])
+        return vote(hits, times, bits=self.bits, bin_seconds=self.hop_seconds, top=max(2 * top, 8),
+                    per_track=False, hit_weights=hw)
+
+    def _shortlist(self, hits: Hits, n: int) -> list[int]:
+        """The ``n`` tracks with the most hit weight (each query code counted once per track, by its
+        nearest hit in it), best first."""
+        ok = hits.tracks >= 0
+        if not ok.any():
+            return []
+        qi = np.nonzero(ok)[0]
+        tr, w = hits.tracks[ok], np.clip(1.0 - hits.distances[ok] / (self.bits / 2.0), 0.0, None)
+        order = np.lexsort((-w, qi, tr))
+        first = np.ones(len(order), bool)
+        first[1:] = (tr[order][1:] != tr[order][:-1]) | (qi[order][1:] != qi[order][:-1])
+        sel = order[first]
+        ids, inv = np.unique(tr[sel], return_inverse=True)
+        total = np.bincount(inv, weights=w[sel])
+        return [int(t) for t in ids[np.argsort(-total, kind="stable")[:n]]]
+
+    def _widen(self, index: WindowIndex, codes: np.ndarray, hits: Hits, tracks: list[int],
+               track_codes: Callable[[int], np.ndarray]) -> Hits:
+        """The ``k`` nearest of ``hits`` and, per query code, the :attr:`WIDEN_PER_TRACK` nearest windows of
+        each of ``tracks`` that are at most as far as the farthest hit found for it (what an exact scan
+        would have found)."""
+        from soundalike.fingerprint.codes import hamming
+
+        q = len(codes)
+        # as far as the k-th hit found (an index that found fewer: as far as it keeps hits)
+        cap = getattr(index, "max_distance", self.bits)
+        limit = np.where(hits.tracks[:, -1] >= 0, hits.distances[:, -1], cap) if hits.distances.shape[1] else \
+            np.full(q, cap)
+        per = [track_codes(t) for t in tracks]
+        keep = [(t, tc) for t, tc in zip(tracks, per, strict=True) if len(tc)]
+        parts = [hits]
+        if keep:
+            dist_all = hamming(codes, np.concatenate([tc for _, tc in keep]))  # one pass over every track
+            a = 0
+            for t, tc in keep:
+                dist = dist_all[:, a: a + len(tc)]
+                a += len(tc)
+                take = min(self.WIDEN_PER_TRACK, len(tc))
+                j = np.argpartition(dist, take - 1, axis=1)[:, :take] if take < len(tc) else \
+                    np.broadcast_to(np.arange(len(tc)), (q, len(tc)))
+                d = np.take_along_axis(dist, j, 1)
+                near = d <= limit[:, None]
+                parts.append(Hits(np.where(near, d, self.bits).astype(np.int32),
+                                  np.where(near, t, -1).astype(np.int64), j * self.hop_seconds, tc[j]))
+        merged = Hits(*(np.concatenate([getattr(p, f) for p in parts], axis=1)
+                        for f in ("distances", "tracks", "times", "codes")))
+        # as many hits per query code as an exact scan gives (the k nearest of all that were found): more
+        # would let the shortlisted tracks outvote the rest and lift unrelated queries over the threshold
+        return merged.nearest(self.k, self.hop_seconds, self.bits)
+
+    def match_codes(self, index: WindowIndex, codes: np.ndarray, times: np.ndarray, *, top: int = 5,
+                    margins: np.ndarray | None = None, found: Hits | None = None) -> list[Candidate]:
+        """:meth:`match` from a query's codes and their times (seconds from the query's start); ``margins``:
+        from :meth:`query_windows` (a hashed index probes better with them); ``found``: the hits of these
+        codes when they were already searched (a long recording searches once)."""
         loud = codes.any(axis=1)  # quiet query windows (all-zero codes) carry no evidence
         if not loud.any():
             return []
         step = float(np.median(np.diff(times))) if len(times) > 1 else self.hop_seconds
         codes, times = codes[loud], times[loud]
-        d, rows = index.search(codes, self.k) if found is None else (found[0][loud], found[1][loud])
-        hw = np.zeros(rows.shape, np.float64)
-        ok = rows >= 0
-        hw[ok] = index.row_weights(rows[ok], self.hub_weights)
-        cands = vote(d, rows, index.track_ids, index.times, times, bits=self.bits,
-                     bin_seconds=self.hop_seconds, top=max(2 * top, 8), per_track=False, hit_weights=hw)
+        if found is None:
+            hits = index.search_hits(codes, self.k, None if margins is None else margins[loud])
+        else:
+            hits = found[loud]
+        held: dict[int, np.ndarray] = {}
+
+        def track_codes(t: int) -> np.ndarray:  # each track read once per query
+            if t not in held:
+                held[t] = index.track_codes(t)
+            return held[t]
+
+        if getattr(index, "kind", "exact") != "exact":
+            # an approximate index finds only some of the windows an exact scan would: the tracks it points
+            # at most are searched exactly, and the vote is taken with everything they hold that is as near
+            # as what was found
+            hits = self._widen(index, codes, hits, self._shortlist(hits, self.WIDEN_TRACKS), track_codes)
+        cands = self._vote(hits, times, top)
         for c in cands:  # exact alignment: the offset to ~20 ms, and a score that tells near-repeats apart
-            tr = index.track_rows(c.track_id)
-            off, sim = refine(c, codes, times, index.codes[tr], bits=self.bits, hop_seconds=self.hop_seconds,
-                              window_weights=index.row_weights(tr, self.hub_weights))
+            tc = track_codes(c.track_id)
+            off, sim = refine(c, codes, times, tc, bits=self.bits, hop_seconds=self.hop_seconds,
+                              window_weights=self.hub_weights(tc))
             c.offset, c.score = off, 0.5 * (c.score + max(sim, 0.0))
         # an excerpt cannot start well before its track (a little: silence or a fade-in cut differently)
         cands = [c for c in cands if c.offset >= -2 * self.hop_seconds]

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from soundalike.fingerprint.codes import paired_hamming
+from soundalike.fingerprint.index import Hits
 
 
 @dataclass
@@ -58,53 +59,48 @@ def refine(cand: Candidate, query_codes: np.ndarray, query_times: np.ndarray, tr
     if n == 0 or len(query_codes) == 0:
         return cand.offset, -1.0
     t = np.asarray(query_times, np.float64)
-    trials, sims = [], []
-    for o in cand.offset + np.arange(-search, search + step / 2, step):
-        pos = (o + t) / hop_seconds
-        j = np.round(pos).astype(np.int64)
-        m = (np.abs(pos - j) * hop_seconds <= tolerance) & (j >= 0) & (j < n)
-        if not m.any():
-            continue
-        d = paired_hamming(query_codes[m], track_codes[j[m]])
-        sim = 1.0 - d / (bits / 2.0)
-        if window_weights is not None:
-            sim = sim * window_weights[j[m]]
-        trials.append(float(o))
-        sims.append(float(np.mean(sim)))
-    if not sims:
+    offsets = cand.offset + np.arange(-search, search + step / 2, step)
+    pos = (offsets[:, None] + t[None, :]) / hop_seconds  # [shape=(trials, q)]
+    j = np.round(pos).astype(np.int64)
+    m = (np.abs(pos - j) * hop_seconds <= tolerance) & (j >= 0) & (j < n)
+    if not m.any():
         return cand.offset, -1.0
-    s = np.asarray(sims)
+    trial, qi = np.nonzero(m)
+    sim = 1.0 - paired_hamming(query_codes[qi], track_codes[j[m]]) / (bits / 2.0)
+    if window_weights is not None:
+        sim = sim * np.asarray(window_weights)[j[m]]
+    count = np.bincount(trial, minlength=len(offsets))
+    tried = count > 0
+    s = np.bincount(trial, weights=sim, minlength=len(offsets))[tried] / count[tried]
     top = np.flatnonzero(s >= s.max() - 1e-9)  # offsets that align the same windows tie: take their middle
-    return float(np.mean(np.asarray(trials)[top])), float(s.max())
+    return float(np.mean(offsets[tried][top])), float(s.max())
 
 
-def vote(distances: np.ndarray, rows: np.ndarray, track_ids: np.ndarray, times: np.ndarray,
-         query_times: np.ndarray, *, bits: int, bin_seconds: float = 0.5, top: int = 5,
+def vote(hits: Hits, query_times: np.ndarray, *, bits: int, bin_seconds: float = 0.5, top: int = 5,
          per_track: bool = True, hit_weights: np.ndarray | None = None) -> list[Candidate]:
-    """Candidates, best first, from a k-NN search of every query window.
+    """Candidates, best first, from the nearest catalog windows of every query window.
 
-    distances, rows : [shape=(q, k)] from :meth:`BinaryIndex.search` (-1 rows are padding)
-    track_ids, times : per index row, its track and window start time
+    hits : from a window index's ``search_hits`` (tracks -1 are padding)
     query_times : [shape=(q,)] start time of each query window within the query
     per_track : keep only the best offset of each track
     hit_weights : optional [shape=(q, k)] factors in [0, 1] on each hit's vote
     """
     q = len(query_times)
-    if q == 0 or rows.size == 0:
+    if q == 0 or hits.tracks.size == 0:
         return []
-    qi = np.repeat(np.arange(q), rows.shape[1])
-    r = rows.reshape(-1)
-    d = distances.reshape(-1).astype(np.float64)
-    keep = r >= 0
+    k = hits.tracks.shape[1]
+    qi = np.repeat(np.arange(q), k)
+    tr = hits.tracks.reshape(-1)
+    d = hits.distances.reshape(-1).astype(np.float64)
+    keep = tr >= 0
     w = 1.0 - d / (bits / 2.0)
     if hit_weights is not None:
         w = w * np.asarray(hit_weights, np.float64).reshape(-1)
     keep &= w > 0
     if not keep.any():
         return []
-    qi, r, w = qi[keep], r[keep], w[keep]
-    tr = track_ids[r]
-    off = times[r].astype(np.float64) - np.asarray(query_times, np.float64)[qi]
+    qi, tr, w = qi[keep], tr[keep], w[keep]
+    off = hits.times.reshape(-1)[keep].astype(np.float64) - np.asarray(query_times, np.float64)[qi]
     b = np.round(off / bin_seconds).astype(np.int64)
     # raw score per (track, bin): each query window once, with its best hit
     key = np.stack([tr, b, qi])

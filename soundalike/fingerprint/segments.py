@@ -59,12 +59,13 @@ class Segment:
 
 
 def window_matches(fp: Any, index: Any, codes: np.ndarray, times: np.ndarray, duration: float,
-                   config: SegmentConfig) -> list[tuple[float, Any]]:
+                   config: SegmentConfig, margins: np.ndarray | None = None) -> list[tuple[float, Any]]:
     """(window start, its accepted top candidate or None) for analysis windows every ``config.hop`` s over a
-    recording's codes [shape=(n, bits / 8)] at ``times`` (s), searched in ``index`` once."""
+    recording's codes [shape=(n, bits / 8)] at ``times`` (s), searched in ``index`` once (``margins``: their
+    ``|embedding|`` per bit, for a hashed index)."""
     if len(codes) == 0:
         return []
-    found = index.search(codes, fp.k)
+    found = index.search_hits(codes, fp.k, margins)
     starts = np.arange(0.0, max(duration - config.window, 0.0) + 1e-9, config.hop)
     out: list[tuple[float, Any]] = []
     lo = 0
@@ -76,7 +77,7 @@ def window_matches(fp: Any, index: Any, codes: np.ndarray, times: np.ndarray, du
             out.append((t0, None))
             continue
         sel = slice(lo, hi)
-        cands = fp.match_codes(index, codes[sel], times[sel] - t0, top=3, found=(found[0][sel], found[1][sel]))
+        cands = fp.match_codes(index, codes[sel], times[sel] - t0, top=3, found=found[sel])
         best = cands[0] if cands and cands[0].confidence >= fp.calibration.threshold else None
         if best is not None:  # a track that shares this audio (a theme and its remix) fits nearly as well
             best.also = {c.track_id: c.offset for c in cands[1:] if c.score >= ALSO_SCORE * best.score}
@@ -205,11 +206,11 @@ def gaps(segments: list[Segment], duration: float, *, min_seconds: float = 1.0) 
 
 
 def find_segments(fp: Any, index: Any, codes: np.ndarray, times: np.ndarray, duration: float,
-                  config: SegmentConfig | None = None) -> list[Segment]:
+                  config: SegmentConfig | None = None, margins: np.ndarray | None = None) -> list[Segment]:
     """The segments of a recording from its codes [shape=(n, bits / 8)] at ``times`` (s, increasing):
     analysis windows (:func:`window_matches`), chained (:func:`chain`), edges refined (:func:`refine_edges`)."""
     cfg = config or SegmentConfig()
-    matches = window_matches(fp, index, codes, times, duration, cfg)
+    matches = window_matches(fp, index, codes, times, duration, cfg, margins)
     segs = refine_edges(chain(matches, duration, cfg), codes, times, index, hop_seconds=fp.hop_seconds,
                         bits=fp.bits, duration=duration, config=cfg)
     return merge_neighbours(segs, cfg)

@@ -194,7 +194,8 @@ class Catalog:
         """Check the catalog database at ``path`` (SQLite's integrity check); with ``repair``, rebuild a damaged
         one from every row still readable (see :func:`soundalike.index.db.repair`: the damaged file is kept,
         lost side rows are recomputed by the next ``index``)."""
-        return check(Path(path).expanduser(), repair=repair, caches=(VECTORS_NAME, VECTORS_NAME + ".json"))
+        return check(Path(path).expanduser(), repair=repair, caches=(VECTORS_NAME, VECTORS_NAME + ".json",
+                                                                 Fingerprints.HASH_NAME + ".json"))
 
     def close(self) -> None:
         self.store.close()
@@ -426,9 +427,33 @@ class Catalog:
         """The catalog's :class:`~soundalike.fingerprint.Fingerprinter` (loaded on first use)."""
         return self.fingerprints.model
 
-    def binary_index(self) -> Any:
-        """The in-memory :class:`~soundalike.fingerprint.BinaryIndex` of every fingerprint window."""
-        return self.fingerprints.binary_index()
+    def window_index(self, *, progress: bool = False) -> Any:
+        """The index of every fingerprint window that ``identify`` searches: exact in memory for a small
+        catalog, the persistent hashed index (``fingerprints.hash.json`` and its folder) for a large one
+        (see :class:`~soundalike.index.sides.Fingerprints`)."""
+        if self._shards:
+            return self._sharded_windows()
+        return self.fingerprints.window_index(progress=progress)
+
+    def _sharded_windows(self) -> Any:
+        """The fingerprint windows in Ray shards (a catalog opened with ``shards``), like the song embeddings."""
+        from soundalike.index.distributed import ShardedWindowIndex
+
+        fps = self.fingerprints
+        fp = fps.model
+        nbytes = fp.bits // 8
+
+        def build() -> Any:
+            rows = self.store.execute("SELECT track_id, hop, codes FROM fingerprints ORDER BY track_id").fetchall()
+            tracks = [(int(t), np.frombuffer(c, np.uint8).reshape(-1, nbytes), float(h)) for t, h, c in rows]
+            windows = sum(len(c) for _, c, _ in tracks)
+            kind = fps.index_kind if fps.index_kind != "auto" else (
+                "hashed" if windows >= fps.HASH_MIN_WINDOWS * self._shards else "exact")
+            return ShardedWindowIndex(fp.bits, tracks, n_shards=self._shards, kind=kind,
+                                      key=f"{self.fingerprint}-{fps.identity(fp)}-{self.generation}",
+                                      address=self._ray_address)
+
+        return fps.cached(build)
 
     def enable_fingerprints(self, fingerprint_model: Any = None, *, rebuild: bool = False,
                             progress: bool = False, max_duration: float | None = DEFAULT_MAX_DURATION) -> IndexReport:

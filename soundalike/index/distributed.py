@@ -176,3 +176,81 @@ class ShardedIndex:
         scores = np.where(ids >= 0, scores, -np.inf)
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(ids, order, 1)
+
+
+class _WindowShardActor:
+    """One shard of a catalog's fingerprint windows (whole tracks), searched where it lives."""
+
+    def __init__(self, bits: int, tracks: list[tuple[int, Any, float]], kind: str) -> None:
+        from soundalike.fingerprint.index import BinaryIndex, HashedIndex
+
+        if kind == "hashed":
+            self.index: Any = HashedIndex.build(bits, [t for t, _, _ in tracks], [len(c) for _, c, _ in tracks],
+                                                [h for _, _, h in tracks], lambda: (c for _, c, _ in tracks))
+        else:
+            self.index = BinaryIndex.build(bits, tracks)
+
+    def search_hits(self, codes: Any, k: int, margins: Any) -> Any:
+        return self.index.search_hits(codes, k, margins)
+
+    def track_codes(self, track_id: int) -> Any:
+        return self.index.track_codes(track_id)
+
+    def size(self) -> int:
+        return len(self.index)
+
+
+class ShardedWindowIndex:
+    """Fingerprint windows split by track into ``n_shards`` Ray actors, as :class:`ShardedIndex` splits song
+    embeddings: a search asks every shard for each query code's ``k`` nearest windows and keeps the ``k``
+    nearest of them all, so with exact shards the answer is exactly one exact index's. ``kind``: ``exact``
+    shards (an in-memory scan each) or ``hashed`` ones (see :class:`~soundalike.fingerprint.index.HashedIndex`).
+
+    Same interface as the local window indexes (``search_hits``, ``track_codes``, ``len``, ``kind``)."""
+
+    def __init__(self, bits: int, tracks: list[tuple[int, Any, float]], *, n_shards: int, key: str,
+                 kind: str = "exact", address: str | None = None) -> None:
+        ray = _ray()
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        self.bits, self.kind = bits, kind
+        self.n = int(sum(len(c) for _, c, _ in tracks))
+        n_shards = max(1, min(int(n_shards), max(1, len(tracks))))
+        parts: list[list[tuple[int, Any, float]]] = [[] for _ in range(n_shards)]
+        self._owner: dict[int, int] = {}
+        sizes = [0] * n_shards
+        for t in sorted(tracks, key=lambda t: -len(t[1])):  # whole tracks, the biggest first to the emptiest shard
+            i = sizes.index(min(sizes))
+            parts[i].append(t)
+            sizes[i] += len(t[1])
+            self._owner[int(t[0])] = i
+        actor = ray.remote(num_cpus=0)(_WindowShardActor)
+        self.shards = [actor.options(name=f"soundalike-fp-{key}-{i}-of-{n_shards}", get_if_exists=True,
+                                     lifetime="detached" if address else None).remote(bits, p, kind)
+                       for i, p in enumerate(parts)]
+        self._ray = ray
+
+    def __len__(self) -> int:
+        return self.n
+
+    def search_hits(self, codes: Any, k: int, margins: Any = None) -> Any:
+        import numpy as np
+
+        from soundalike.fingerprint.index import Hits
+
+        answers = self._ray.get([s.search_hits.remote(codes, k, margins) for s in self.shards])
+        fields = ("distances", "tracks", "times", "codes")
+        d, tr, tm, c = (np.concatenate([getattr(a, f) for a in answers], axis=1) for f in fields)
+        d = np.where(tr >= 0, d, self.bits + 1)
+        order = np.argsort(d, axis=1, kind="stable")[:, : max(1, int(k))]
+        pick = np.take_along_axis
+        return Hits(np.minimum(pick(d, order, 1), self.bits).astype(np.int32), pick(tr, order, 1),
+                    pick(tm, order, 1), np.take_along_axis(c, order[:, :, None], 1))
+
+    def track_codes(self, track_id: int) -> Any:
+        import numpy as np
+
+        i = self._owner.get(int(track_id))
+        if i is None:
+            return np.zeros((0, self.bits // 8), np.uint8)
+        return self._ray.get(self.shards[i].track_codes.remote(int(track_id)))

@@ -252,23 +252,125 @@ class Fingerprints(SideTable):
         windows, nbytes = self.store.execute(
             "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(LENGTH(codes)), 0) FROM fingerprints").fetchone()
         seconds = float(self.store.execute("SELECT COALESCE(SUM(duration), 0) FROM tracks").fetchone()[0])
-        return {"bits": int(meta["fp_bits"]), "hop_seconds": float(meta["fp_hop"]), "windows": int(windows),
-                "code_bytes": int(nbytes), "bytes_per_hour": round(nbytes / (seconds / 3600.0)) if seconds > 0 else 0}
+        out = {"bits": int(meta["fp_bits"]), "hop_seconds": float(meta["fp_hop"]), "windows": int(windows),
+               "code_bytes": int(nbytes), "bytes_per_hour": round(nbytes / (seconds / 3600.0)) if seconds > 0 else 0,
+               "index": "hashed" if self.uses_hashed(int(windows)) else "exact"}
+        pointer = self.store.root / f"{self.HASH_NAME}.json"
+        try:
+            folder = self.store.root / str(json.loads(pointer.read_text())["folder"])
+            out["hashed_index_bytes"] = sum(f.stat().st_size for f in folder.iterdir())
+        except (OSError, ValueError, KeyError):
+            pass
+        return out
 
-    def binary_index(self) -> Any:
-        """The in-memory :class:`~soundalike.fingerprint.BinaryIndex` of every window (rebuilt when the
-        catalog changes)."""
+    #: Index kinds for ``identify``: ``auto`` (exact below :attr:`HASH_MIN_WINDOWS`, hashed from there),
+    #: ``exact`` (an in-memory scan of every window) or ``hashed`` (the persistent multi-probe hash).
+    INDEX_KINDS = ("auto", "exact", "hashed")
+    #: From this many windows (about 1,000 four-minute tracks) ``auto`` uses the hashed index: the exact scan
+    #: costs about 1 ms per query window per million windows.
+    HASH_MIN_WINDOWS = 500_000
+    #: The hashed index: ``fingerprints.hash.json`` names its folder beside the database.
+    HASH_NAME = "fingerprints.hash"
+
+    index_kind = "auto"
+
+    def use_index(self, kind: str) -> None:
+        """Pick the window index kind (see :attr:`INDEX_KINDS`)."""
+        if kind not in self.INDEX_KINDS:
+            raise ParameterError(f"unknown fingerprint index {kind!r}; choose one of {', '.join(self.INDEX_KINDS)}")
+        if kind != self.index_kind:
+            self.index_kind, self._cache = kind, None
+
+    def uses_hashed(self, windows: int | None = None) -> bool:
+        """Whether ``identify`` searches the hashed index (see :attr:`INDEX_KINDS`)."""
+        if self.index_kind != "auto":
+            return self.index_kind == "hashed"
+        if windows is None:
+            windows = int(self.store.execute("SELECT COALESCE(SUM(n), 0) FROM fingerprints").fetchone()[0])
+        return windows >= self.HASH_MIN_WINDOWS
+
+    def refresh(self, *, progress: bool = False) -> None:
+        """Bring the persistent hashed index up to date now (after ``index`` adds tracks), when it is in use,
+        rather than at the first ``identify``."""
+        if self.enabled and self.uses_hashed():
+            self.window_index(progress=progress)
+
+    def window_index(self, *, progress: bool = False) -> Any:
+        """The index ``identify`` searches (rebuilt when the catalog changes): an in-memory exact
+        :class:`~soundalike.fingerprint.index.BinaryIndex`, or the persistent
+        :class:`~soundalike.fingerprint.index.HashedIndex` (see :attr:`INDEX_KINDS`)."""
         from soundalike.fingerprint.index import BinaryIndex
 
         fp = self.model
         nbytes = fp.bits // 8
 
         def build() -> Any:
+            if self.uses_hashed():
+                return self.hashed_index(progress=progress)
             rows = self.store.execute("SELECT track_id, hop, codes FROM fingerprints ORDER BY track_id").fetchall()
             return BinaryIndex.build(fp.bits, [(int(t), np.frombuffer(c, np.uint8).reshape(-1, nbytes), float(h))
                                                for t, h, c in rows])
 
         return self.cached(build)
+
+    def _stamp(self) -> dict[str, Any]:
+        """What a hashed index must have been built from to be current: this model and exactly these rows
+        (track ids never come back once removed, and a track's codes change only with the model)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for tid, n in self.store.execute("SELECT track_id, n FROM fingerprints ORDER BY track_id"):
+            h.update(f"{tid}:{n};".encode())
+        return {"model": self.identity(self.model), "rows": h.hexdigest()}
+
+    def hashed_index(self, *, progress: bool = False) -> Any:
+        """The persistent hashed index: loaded while it holds exactly the catalog's fingerprints, else rebuilt
+        from SQLite into a new folder and swapped in atomically (in memory when the catalog is read-only)."""
+        from soundalike.fingerprint.index import (
+            HashedIndex,
+            chunked,
+            load_folder,
+            restamp_folder,
+            save_folder,
+        )
+
+        root, fp = self.store.root, self.model
+        gen = self.store.generation
+        current = load_folder(root, self.HASH_NAME)
+        if current is not None and current.meta.get("generation") == gen:
+            return current
+        with self.store.snapshot():  # one consistent view of the rows for both passes of the build
+            stamp = self._stamp()
+            if current is not None and all(current.meta.get(k) == v for k, v in stamp.items()):
+                restamp_folder(root, self.HASH_NAME, {"generation": gen})  # a change elsewhere in the catalog
+                return current
+            table = self.store.execute("SELECT track_id, n, hop FROM fingerprints ORDER BY track_id").fetchall()
+            ids, lens, hops = ([r[i] for r in table] for i in range(3))
+
+            def chunks() -> Any:
+                return chunked(self.store.execute("SELECT codes FROM fingerprints ORDER BY track_id"), fp.bits // 8)
+
+            bar: Any = None
+            if progress and sum(lens):
+                from tqdm import tqdm
+
+                bar = tqdm(total=2 * sum(lens), unit="window", desc="fingerprint index", dynamic_ncols=True)
+
+            def step(done: int, total: int) -> None:
+                if bar is not None:
+                    bar.update(done - bar.n)
+
+            def make(folder: Any) -> Any:
+                return HashedIndex.build(fp.bits, ids, lens, hops, chunks, folder=folder, progress=step)
+
+            try:
+                try:
+                    return save_folder(make, root, self.HASH_NAME, {**stamp, "generation": gen})
+                except OSError:  # a read-only catalog: the index lives in memory for this process
+                    return make(None)
+            finally:
+                if bar is not None:
+                    bar.close()
 
 
 class HashCodes(SideTable):

@@ -191,6 +191,20 @@ class Store:
             raise
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: every query inside sees the database as it was at the first one (writers in
+        other connections go on; their commits are seen after). Inside another transaction it adds nothing."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
+
+    @contextmanager
     def write_lock(self) -> Iterator[None]:
         """The one-writer lock (``LOCK`` in the folder): another process writing gets a clear error."""
         with writer_lock(self.root):

@@ -63,7 +63,7 @@ def identify_waveform(catalog: Catalog, y: Any, sr: int, *, top: int = 5, query:
         raise ParameterError("top must be at least 1")
     t0 = time.perf_counter()
     fp = catalog.fingerprinter
-    cands = fp.match(catalog.binary_index(), y, sr, top=top)
+    cands = fp.match(catalog.window_index(), y, sr, top=top)
     by_id = {t.id: t for t in catalog.tracks([c.track_id for c in cands])}
     out = [IdentifyMatch(i + 1, by_id[c.track_id], c.offset, c.confidence, c.score, c.windows,
                          {"margin": c.margin, "offset_margin": c.offset_margin, "steadiness": c.steadiness})
@@ -120,9 +120,9 @@ def identify_segments(catalog: Catalog, recording: str | Path, *, config: Any = 
     cfg = config or SegmentConfig()
     t_start = time.perf_counter()
     fp = catalog.fingerprinter
-    index = catalog.binary_index()
+    index = catalog.window_index()
     sr = fp.sample_rate
-    hop_frames = fp.query_hop_for(len(index))
+    hop_frames = fp.query_hop_frames_default()
     step = hop_frames * fp.fe.hop_length
     total = declared_span(recording, offset=offset, duration=duration)
     bar = None
@@ -130,7 +130,7 @@ def identify_segments(catalog: Catalog, recording: str | Path, *, config: Any = 
         from tqdm import tqdm
 
         bar = tqdm(total=round(total) if total else None, unit="s", desc="fingerprinting", dynamic_ncols=True)
-    codes, times = [], []
+    codes, times, margins = [], [], []
     seconds = 0.0
     for start, lo, hi, audio in decode_windows(recording, sr=sr, step=step, extra=fp.fe.chunk_samples, offset=offset,
                                                duration=duration, max_duration=max_duration):
@@ -138,10 +138,11 @@ def identify_segments(catalog: Catalog, recording: str | Path, *, config: Any = 
         seconds = max(seconds, (start + len(y)) / sr)
         if len(y) < 0.5 * sr:
             continue
-        c, t = fp.query_codes(y, sr, hop_frames)
+        c, t, m = fp.query_windows(y, sr, hop_frames)
         pos = start + np.round(t * sr).astype(np.int64)
         keep = (pos >= lo) & (pos < hi if hi is not None else True)
         codes.append(c[keep])
+        margins.append(m[keep])
         times.append(pos[keep] / sr)
         if bar is not None:
             bar.update(round((hi if hi is not None else start + len(y)) / sr) - bar.n)
@@ -149,7 +150,8 @@ def identify_segments(catalog: Catalog, recording: str | Path, *, config: Any = 
         bar.close()
     all_codes = np.concatenate(codes) if codes else np.zeros((0, fp.bits // 8), np.uint8)
     all_times = np.concatenate(times) if times else np.zeros(0)
-    segs = find_segments(fp, index, all_codes, all_times, seconds, cfg)
+    all_margins = np.concatenate(margins) if margins else np.zeros((0, fp.bits), np.float16)
+    segs = find_segments(fp, index, all_codes, all_times, seconds, cfg, all_margins)
     tracks = {t.id: t for t in catalog.tracks(sorted({s.track_id for s in segs}))}
     segs = [s for s in segs if s.track_id in tracks]  # a track removed meanwhile
     holes = gaps(segs, seconds)

@@ -66,6 +66,11 @@ def index_music(req: IndexRequest) -> tuple[IndexReport, Catalog]:
     except BaseException:
         catalog.close()
         raise
+    try:
+        catalog.fingerprints.refresh(progress=req.progress is True)  # a large catalog's hashed index, now
+    except BaseException:
+        catalog.close()
+        raise
     for extra in enabled:  # codes / tags made for tracks already in the catalog, and files that failed then
         rep.hashed += extra.hashed
         rep.tagged += extra.tagged

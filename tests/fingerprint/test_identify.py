@@ -47,8 +47,7 @@ def test_vote_recovers_track_and_offset_from_noisy_codes():
     flips = rng.random(q.shape[0] * 128).reshape(q.shape[0], 128) < 0.15  # 15% of bits wrong
     bits = np.unpackbits(q, axis=1) ^ flips
     q = np.packbits(bits, axis=1)
-    d, rows = index.search(q, 5)
-    cands = vote(d, rows, index.track_ids, index.times, np.arange(10) * 0.5, bits=128, bin_seconds=0.5)
+    cands = vote(index.search_hits(q, 5), np.arange(10) * 0.5, bits=128, bin_seconds=0.5)
     assert cands[0].track_id == 12
     assert cands[0].offset == pytest.approx(10.0, abs=1e-6)
     assert cands[0].windows == 10
@@ -83,19 +82,14 @@ def test_binary_index_rows_and_track_codes():
         index.add(6, np.zeros((2, 8), np.uint8), 0.5)
 
 
-def test_row_weights_are_computed_once_per_row():
+def test_exact_hits_name_track_time_and_code():
     rng = np.random.default_rng(4)
     codes, index = _random_index(rng, n_tracks=2, n_windows=5)
-    seen: list[int] = []
-
-    def weight(c):
-        seen.extend(c[:, 0].tolist())
-        return c[:, 0].astype(np.float64)
-
-    rows = np.array([1, 3, 3, 7])
-    np.testing.assert_array_equal(index.row_weights(rows, weight), index.codes[rows, 0])
-    np.testing.assert_array_equal(index.row_weights(index.track_rows(11), weight), codes[1][:, 0])
-    assert len(seen) == 3 + 4  # rows 1, 3, 7, then the 4 rows of track 11 not yet computed
+    hits = index.search_hits(codes[1][[3, 0]], 2)
+    assert hits.tracks[:, 0].tolist() == [11, 11] and hits.times[:, 0].tolist() == [1.5, 0.0]
+    assert hits.distances[:, 0].tolist() == [0, 0]
+    np.testing.assert_array_equal(hits.codes[:, 0], codes[1][[3, 0]])
+    assert hits.distances[0, 1] == hamming(codes[1][3], hits.codes[0, 1])[0, 0] > 0
     np.testing.assert_array_equal(index.track_rows(11), np.arange(5, 10))
 
 
@@ -180,13 +174,14 @@ def test_generated_sound_in_no_catalog_is_no_match(fp_catalog):
         assert tone.candidates[0].evidence["steadiness"] > 0.9 and tone.candidates[0].confidence < 0.1
 
 
-def test_query_windows_thin_out_for_a_large_index():
+def test_query_windows_every_tenth_of_a_second_with_margins():
     fp = load_fingerprinter()
-    assert fp.fe.frames_to_seconds(fp.query_hop_for(1000)) == pytest.approx(0.1)
-    assert fp.fe.frames_to_seconds(fp.query_hop_for(fp.LARGE_INDEX + 1)) == pytest.approx(0.24)
     y = synth_track(5, duration=5.0)
-    codes, times = fp.query_codes(y, SR)
-    assert len(codes) == len(times) == 41 and times[1] == pytest.approx(0.1)
+    codes, times, margins = fp.query_windows(y, SR)
+    assert len(codes) == len(times) == len(margins) == 41 and times[1] == pytest.approx(0.1)
+    assert margins.shape == (41, 128) and (margins >= 0).all() and np.isfinite(margins).all()
+    assert margins.std() > 0  # some bits are surer than others
+    np.testing.assert_array_equal(fp.query_codes(y, SR)[0], codes)
 
 
 def test_identify_errors(fp_catalog, tmp_path):
@@ -209,7 +204,7 @@ def test_fingerprints_are_stored_compactly_and_survive_reopen(fp_catalog):
     try:
         fp = again.fingerprinter
         tid = again.track(str(folder / "track_021.wav")).id
-        stored = again.binary_index().track_codes(tid)
+        stored = again.window_index().track_codes(tid)
         np.testing.assert_array_equal(stored, fp.track_codes(synth_track(21, duration=30.0), SR))
     finally:
         again.close()

@@ -114,6 +114,38 @@ def test_sharded_search_is_exactly_the_flat_top_k(cluster, tmp_path):
         assert [m["id"] for m in d["matches"]] == [t for t, _ in local]
 
 
+def test_sharded_fingerprints_answer_as_one_index(cluster, tmp_path):
+    from soundalike.audio import save
+    from soundalike.fingerprint.index import BinaryIndex
+    from soundalike.index.distributed import ShardedWindowIndex
+    from soundalike.tasks import identify
+    from soundalike.testing import synth_track
+
+    rng = np.random.default_rng(1)
+    tracks = [(10 + i, rng.integers(0, 256, size=(int(rng.integers(20, 90)), 16), dtype=np.uint8), 0.5)
+              for i in range(12)]
+    q = tracks[4][1][5:25] ^ (rng.random((20, 16)) < 0.03).astype(np.uint8)
+    local = BinaryIndex.build(128, tracks).search_hits(q, 6)
+    sharded = ShardedWindowIndex(128, tracks, n_shards=3, key="test-fp")
+    got = sharded.search_hits(q, 6)
+    assert len(sharded.shards) == 3 and len(sharded) == sum(len(c) for _, c, _ in tracks)
+    np.testing.assert_array_equal(got.distances, local.distances)
+    np.testing.assert_array_equal(got.tracks[:, 0], local.tracks[:, 0])  # ties further down may differ in order
+    np.testing.assert_array_equal(sharded.track_codes(17), tracks[7][1])
+    # a catalog opened with shards identifies as the local one
+    music = tmp_path / "music"
+    write_tracks(music, [3, 4, 5, 6], duration=12.0)
+    clip = save(tmp_path / "clip.wav", synth_track(5, duration=12.0)[3 * 22050: 8 * 22050], 22050)
+    with Catalog.create(tmp_path / "cat", tag_heads=None) as cat:
+        cat.add([music])
+        want = identify(cat, clip).match
+    with Catalog.open(tmp_path / "cat", shards=2) as cat:
+        got_m = identify(cat, clip).match
+        assert type(cat.window_index()).__name__ == "ShardedWindowIndex"
+    assert want is not None and got_m is not None
+    assert got_m.track.id == want.track.id and got_m.offset == pytest.approx(want.offset, abs=1e-6)
+
+
 def test_killed_ray_index_run_resumes_without_loss_or_duplicates(tmp_path):
     import os
     import subprocess
