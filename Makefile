@@ -43,6 +43,7 @@ demo: $(VENV)/.installed
 	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 10
 	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 5 --hash
 	$(BIN)/soundalike tag $(DEMO)/corpus/query.mp3 --top 8
+	$(BIN)/soundalike events $(DEMO)/corpus/query.mp3 --limit 8
 	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 5 --where "tag:piano>0.2"
 	$(BIN)/soundalike identify $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog --duration 8
 	$(BIN)/soundalike listens simulate $(DEMO)/listens.csv --catalog $(DEMO)/catalog --users 200

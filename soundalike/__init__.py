@@ -10,6 +10,7 @@ Public API (heavy modules load on first use)::
     similar(cat, "query.mp3", hash=True)  # by Hamming distance of hash codes (index with a hash model)
     similar(cat, "query.mp3", where="tag:piano>0.5")  # only tracks whose stored tags pass
     tag("song.mp3").top(5)               # "what is this?": tag scores, .timeline per ~1.5 s chunk
+    events("song.mp3").tempo             # "what happens when?": onsets, beats, tempo, drum hits
     from soundalike.recommend import recommend
     from soundalike.recommend.listens import import_listens
     import_listens(cat, "listens.csv")
@@ -53,6 +54,7 @@ _LAZY = {
     "similar": ("soundalike.tasks.similar", "similar"),
     "analyse": ("soundalike.tasks.similar", "analyse"),
     "identify": ("soundalike.tasks.identify", "identify"),
+    "events": ("soundalike.events", ""),  # the package, callable: soundalike.events("song.mp3")
 }
 
 
@@ -61,7 +63,8 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         mod, attr = _LAZY[name]
-        return getattr(importlib.import_module(mod), attr)
+        module = importlib.import_module(mod)
+        return getattr(module, attr) if attr else module
     raise AttributeError(f"module 'soundalike' has no attribute {name!r}")
 
 
@@ -84,4 +87,5 @@ __all__ = [
     "similar",
     "analyse",
     "identify",
+    "events",
 ]

@@ -27,19 +27,19 @@ def gain(y: np.ndarray, db: float) -> np.ndarray:
 
 
 def colored_noise(n: int, rng: np.random.Generator, color: str = "white") -> np.ndarray:
-    """Unit-variance noise: ``white`` (flat spectrum) or ``pink`` (power ~ 1/f)."""
+    """Unit-variance noise: ``white`` (flat spectrum), ``pink`` (power ~ 1/f) or ``brown`` (power ~ 1/f^2)."""
     if n <= 0:
         return np.zeros(0, np.float32)
     w = rng.standard_normal(n)
     if color == "white":
         x = w
-    elif color == "pink":
+    elif color in ("pink", "brown"):
         spec = np.fft.rfft(w)
         f = np.arange(len(spec), dtype=np.float64)
         f[0] = 1.0
-        x = np.fft.irfft(spec / np.sqrt(f), n)
+        x = np.fft.irfft(spec / (np.sqrt(f) if color == "pink" else f), n)
     else:
-        raise ParameterError(f"unknown noise color {color!r}; use 'white' or 'pink'")
+        raise ParameterError(f"unknown noise color {color!r}; use 'white', 'pink' or 'brown'")
     x = x - x.mean()
     return (x / max(float(x.std()), 1e-12)).astype(np.float32)
 

@@ -26,6 +26,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         catalog_arg(args), args.paths, manifest=args.manifest, prune=args.prune, model=args.model,
         fingerprints=not args.no_fingerprints, fingerprint_model=args.fingerprint_model, hash_model=args.hash_model,
         rebuild_hash=args.rebuild_hash, tag_heads=args.tag_heads, rebuild_tags=args.rebuild_tags,
+        events=(args.events_model or True) if args.events else None, rebuild_events=args.rebuild_events,
         index_type=args.index_type, max_duration=args.max_duration, progress=progress(args), ray=args.ray,
         ray_address=args.address, ray_workers=args.ray_workers))
     with catalog:
@@ -46,6 +47,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                 print(f"hash codes for {rep.hashed} tracks")
             if rep.tagged:
                 print(f"tagged {rep.tagged} tracks that had no tags")
+            if rep.rhythm:
+                print(f"tempo and rhythm for {rep.rhythm} tracks")
             for path, reason in rep.skipped:
                 print(f"  skipped: {shown(path)}: {reason}", file=sys.stderr)
             for path, reason in rep.failed:
@@ -131,6 +134,11 @@ def cmd_info(args: argparse.Namespace) -> int:
                 print(f"tags         {tgi['heads']} ({tgi['n_tags']} tags): {tgi['tracks']} tracks")
             else:
                 print("tags         none (`soundalike index ... --tag-heads default` adds them)")
+            rhi = d.get("rhythm")
+            if rhi:
+                print(f"rhythm       {rhi['model']} (tempo, beats per bar, onset rate): {rhi['tracks']} tracks")
+            else:
+                print("rhythm       none (`soundalike index ... --events` adds tempo for --where \"tempo>120\")")
             print(f"on disk      {d['disk_bytes'] / 1e6:.1f} MB")
             for key, counts in d["labels"].items():
                 top = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:8])
@@ -201,6 +209,14 @@ def register(sub: Any) -> None:
                          "tags-mtt,instruments-gm; 'none': no tags). New catalogs use the default when it fits "
                          "the model")
     sp.add_argument("--rebuild-tags", action="store_true", help="replace the tags of other heads with --tag-heads'")
+    sp.add_argument("--events", action="store_true",
+                    help="also keep each track's tempo, beats per bar, onset rate and a rhythm descriptor (the "
+                         "events model; about 150x realtime more work), for --where \"tempo>120\"; once on, "
+                         "later runs keep them for new tracks")
+    sp.add_argument("--events-model", metavar="PATH", default=None,
+                    help="--events with this events model (default: the shipped events_tcn-gm)")
+    sp.add_argument("--rebuild-events", action="store_true",
+                    help="replace another events model's rhythm rows with --events-model's")
     sp.add_argument("--ray", action="store_true",
                     help="decode and embed on a Ray cluster (Ray Data, one model per worker actor); needs "
                          "pip install 'soundalike[ray]'")

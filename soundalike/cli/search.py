@@ -123,8 +123,10 @@ def register(sub: Any) -> None:
     sp.add_argument("--hash", action="store_true",
                     help="search the catalog's hash codes (FAISS binary index) instead of its embeddings")
     sp.add_argument("--where", action="append", metavar="COND",
-                    help="keep only tracks whose stored tags meet COND, e.g. \"tag:piano>0.5\" (repeat: all must "
-                         "hold; `soundalike tag --list-tags --catalog DIR` lists the tags)")
+                    help="keep only tracks whose stored tags or rhythm meet COND, e.g. \"tag:piano>0.5\" or "
+                         "\"tempo>120\" (fields: tempo, tempo_confidence, beats_per_bar, onset_rate; a catalog "
+                         "indexed with --events keeps them); repeat: all must hold; `soundalike tag --list-tags "
+                         "--catalog DIR` lists the tags")
     add_excerpt(sp, "QUERY")
     add_common(sp, catalog=True, model=True, threads=True)
     sp.set_defaults(func=cmd_similar)

@@ -28,7 +28,14 @@ from soundalike.errors import (
 )
 from soundalike.index.ingest import INGEST_SHARDS, ingest
 from soundalike.index.rows import IndexReport, Match, Track
-from soundalike.index.sides import SIDE_TABLES, Fingerprints, HashCodes, SideTable, TagScores
+from soundalike.index.sides import (
+    SIDE_TABLES,
+    Fingerprints,
+    HashCodes,
+    Rhythm,
+    SideTable,
+    TagScores,
+)
 from soundalike.index.store import DB_NAME, SCHEMA_VERSION, Store, check
 from soundalike.index.vectors import IndexSpec, VectorIndex, resolve_spec
 from soundalike.limits import DEFAULT_MAX_DURATION
@@ -70,6 +77,7 @@ class Catalog:
     fingerprints: Fingerprints
     hash_codes: HashCodes
     tag_scores: TagScores
+    rhythm: Rhythm
 
     def __init__(self, store: Store, encoder: Any, *, shards: int = 0, ray_address: str | None = None) -> None:
         self.store = store
@@ -95,7 +103,7 @@ class Catalog:
     @classmethod
     def create(cls, path: str | Path, *, model: Any = None, fingerprint_model: Any = "default",
                hash_model: Any = None, tag_heads: Any = "default", index: str | IndexSpec = "auto",
-               exist_ok: bool = False) -> Catalog:
+               events_model: Any = None, exist_ok: bool = False) -> Catalog:
         """Make a new, empty catalog at ``path`` bound to ``model`` (default: the shipped model).
 
         ``fingerprint_model`` (default: the shipped fingerprint model; ``None``:
@@ -104,7 +112,8 @@ class Catalog:
         hash_cnn-music) gives every track a compact binary code for
         ``similar(..., hash=True)``. ``tag_heads`` (default: the shipped heads, when they were trained on
         ``model``; ``None``: no tags; or head names/paths) tags every track at index time, in the
-        embedding's own encoder pass. ``index`` picks the vector index: ``auto`` (flat up to 200k tracks,
+        embedding's own encoder pass. ``events_model`` (default ``None``: none; ``"default"``: the shipped
+        events model) keeps tempo and a rhythm descriptor per track (``--where "tempo>120"``). ``index`` picks the vector index: ``auto`` (flat up to 200k tracks,
         HNSW above), ``flat``, ``hnsw``, ``ivfpq`` or an :class:`IndexSpec`; it is stored in the catalog.
         """
         from soundalike.models.checkpoint import AudioEncoder
@@ -132,6 +141,10 @@ class Catalog:
         tagger = _tagger_for(enc, tag_heads)
         if tagger is not None:
             chosen["tag_scores"] = tagger
+        if events_model is not None:
+            from soundalike.events import load_events_model
+
+            chosen["rhythm"] = load_events_model(None if events_model == "default" else events_model)
         index_meta = json.dumps(_index_request(index, enc.embed_dim))  # an unknown kind fails before anything is made
         root.mkdir(parents=True, exist_ok=True)
         meta = {
@@ -519,6 +532,23 @@ class Catalog:
         return self.tag_scores.enable(load_tagger(tag_heads, model=self.encoder), rebuild=rebuild,
                                       progress=progress, max_duration=max_duration)
 
+    def enable_events(self, events_model: Any = "default", *, rebuild: bool = False, progress: bool = False,
+                      max_duration: float | None = DEFAULT_MAX_DURATION) -> IndexReport:
+        """Start keeping tempo and a rhythm descriptor per track from ``events_model`` (default: the shipped
+        events model) and analyse every track that has none yet. ``rebuild`` replaces another model's."""
+        from soundalike.events import load_events_model
+
+        return self.rhythm.enable(load_events_model(None if events_model == "default" else events_model),
+                                  rebuild=rebuild, progress=progress,
+                                  max_duration=max_duration)
+
+    def track_rhythm(self, ref: int | str) -> dict[str, Any] | None:
+        """A track's stored tempo, tempo confidence, beats per bar, onset rate and rhythm descriptor (None
+        when the catalog keeps none for it)."""
+        if not self.rhythm.enabled:
+            return None
+        return self.rhythm.values(self.track(ref).id)
+
     def tag_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """(track ids [shape=(n,)], whole-track tag scores [shape=(n, n_tags)], columns in ``tag_names``
         order) of every tagged track; cached until the catalog changes."""
@@ -546,8 +576,16 @@ class Catalog:
                          self.encoder.frontend.chunk_seconds, hop, track.duration, track.path)
 
     def filter_tracks(self, where: Sequence[str] | str) -> np.ndarray:
-        """Ids of the tracks whose stored tags meet every condition (``"tag:piano>0.5"``)."""
-        return self.tag_scores.filter(where)
+        """Ids of the tracks whose stored tags and rhythm meet every condition (``"tag:piano>0.5"``,
+        ``"tempo>120"``: see :mod:`soundalike.tagging.filters`)."""
+        from soundalike.tagging.filters import split_where
+
+        tag_exprs, fields = split_where(where)
+        ids: np.ndarray | None = self.tag_scores.filter(tag_exprs) if tag_exprs else None
+        if fields:
+            by_rhythm = self.rhythm.filter(fields)
+            ids = by_rhythm if ids is None else np.intersect1d(ids, by_rhythm)
+        return ids if ids is not None else np.array([t.id for t in self.tracks()], np.int64)
 
     # -------------------------------------------------------------- listens
     def add_listens(self, rows: Sequence[tuple[str, int, float, int]]) -> int:
@@ -614,5 +652,6 @@ class Catalog:
             "fingerprints": self.fingerprints.info(),
             "hash_codes": self.hash_codes.info(),
             "tags": self.tag_scores.info(),
+            "rhythm": self.rhythm.info(),
             "vector_index": {"asked": self.index_request.get("kind", "auto"), **self.vector_index().spec.to_dict()},
         }

@@ -5,8 +5,8 @@ meta (``{prefix}_model_ref`` / ``_name`` / ``_fingerprint``). It loads that mode
 one that changed; ``enable`` starts keeping the data (or switches to another model with ``rebuild``);
 ``fill`` computes the rows that are missing (a catalog from before the table, an interrupted run); rows are
 written, copied for duplicate files and dropped with their track inside the catalog's transactions; and
-``info`` says what is kept. Fingerprints, hash codes and tags are the three kinds today; the next kinds
-(tempo, note features) subclass it the same way: say how to load the model, what identifies it, how a
+``info`` says what is kept. Fingerprints, hash codes, tags and rhythm (tempo, a rhythm descriptor) are the
+kinds today; the next ones (note features) subclass it the same way: say how to load the model, what identifies it, how a
 waveform becomes a value and how a value becomes a row.
 """
 
@@ -54,10 +54,14 @@ class SideTable:
         """The model a catalog names by ``ref``."""
         raise NotImplementedError
 
+    #: True: the model wraps an encoder that names and fingerprints it (fingerprints, hash codes); False: the
+    #: model does so itself (tag heads, the events model)
+    via_encoder: bool = True
+
     @classmethod
     def identity(cls, model: Any) -> str:
         """What identifies the model's output (weights and front-end)."""
-        return str(model.encoder.fingerprint)
+        return str((model.encoder if cls.via_encoder else model).fingerprint)
 
     @classmethod
     def model_meta(cls, model: Any) -> dict[str, str]:
@@ -203,7 +207,7 @@ class SideTable:
 
     @classmethod
     def name_of(cls, model: Any) -> str:
-        return str(model.encoder.name)
+        return str((model.encoder if cls.via_encoder else model).name)
 
     def info(self) -> dict[str, Any] | None:
         """What is kept: the model and how many tracks have a row (None when nothing is kept)."""
@@ -460,19 +464,12 @@ class TagScores(SideTable):
 
     prefix, table, columns = "tag", "track_tags", ("scores", "n", "hop", "timeline")
     what, verb, flag, desc, counter = "tags", "tagged", "--rebuild-tags", "tagging", "tagged"
+    via_encoder = False
 
     def load(self, ref: str) -> Any:
         from soundalike.tagging.tagger import load_tagger
 
         return load_tagger(json.loads(ref), model=self.encoder)
-
-    @classmethod
-    def identity(cls, model: Any) -> str:
-        return str(model.fingerprint)
-
-    @classmethod
-    def name_of(cls, model: Any) -> str:
-        return str(model.name)
 
     @classmethod
     def model_meta(cls, model: Any) -> dict[str, str]:
@@ -554,6 +551,81 @@ class TagScores(SideTable):
         return ids[keep]
 
 
+class Rhythm(SideTable):
+    """Tempo (BPM, and its confidence), beats per bar, onset rate and a rhythm descriptor per track, from the
+    events model (:mod:`soundalike.events`); ``--where "tempo>120"`` filters on them."""
+
+    prefix, table = "rhythm", "track_rhythm"
+    columns = ("tempo", "confidence", "beats_per_bar", "onset_rate", "descriptor")
+    what, verb, flag, desc, counter = "tempo and rhythm", "analysed for rhythm", "--rebuild-events", "events", "rhythm"
+    via_encoder = False
+    #: what ``--where`` may compare, and the column each reads
+    FIELDS: dict[str, str] = {"tempo": "tempo", "tempo_confidence": "confidence", "beats_per_bar": "beats_per_bar",
+                              "onset_rate": "onset_rate"}
+
+    def load(self, ref: str) -> Any:
+        from soundalike.events import load_events_model
+
+        return load_events_model(None if ref == "default" else ref)
+
+    @classmethod
+    def model_meta(cls, model: Any) -> dict[str, str]:
+        from soundalike.events import SHIPPED_EVENTS_MODEL
+
+        ref = "default" if str(model.source) == str(SHIPPED_EVENTS_MODEL) else str(model.source)
+        return {"rhythm_model_fingerprint": cls.identity(model), "rhythm_model_ref": ref,
+                "rhythm_model_name": str(model.name)}
+
+    def sample_rate(self, model: Any) -> int:
+        return int(model.frontend.sample_rate)
+
+    def compute(self, model: Any, samples: np.ndarray) -> Any:
+        from soundalike.events import detect_events
+
+        return detect_events(samples, self.sample_rate(model), model=model)
+
+    def row(self, model: Any, value: Any) -> tuple[Any, ...]:
+        from soundalike.events.decode import rhythm_descriptor
+
+        rate = len(value.onsets) / value.duration if value.duration > 0 else 0.0
+        return (value.tempo, float(value.tempo_confidence), value.beats_per_bar, float(rate),
+                rhythm_descriptor(value).tobytes())
+
+    def add_hint(self) -> str:
+        r = self.store.root
+        return (f"catalog {r} keeps no tempo or rhythm; add them with `soundalike index MUSIC_FOLDER --catalog {r} "
+                "--events`")
+
+    def rebuild_hint(self) -> str:
+        return (f"re-analyse with `soundalike index MUSIC_FOLDER --catalog {self.store.root} --events "
+                "--rebuild-events`")
+
+    def values(self, track_id: int) -> dict[str, Any] | None:
+        """A track's stored tempo, confidence, beats per bar, onset rate and descriptor (None: no row)."""
+        row = self.read(track_id)
+        if row is None:
+            return None
+        tempo, conf, per_bar, rate, desc = row
+        return {"tempo": None if tempo is None else round(float(tempo), 2), "tempo_confidence": round(float(conf), 3),
+                "beats_per_bar": per_bar, "onset_rate": round(float(rate), 3),
+                "descriptor": np.frombuffer(desc, np.float32).copy()}
+
+    def filter(self, conditions: Sequence[Any]) -> np.ndarray:
+        """Ids of the tracks whose stored values meet every condition (see
+        :func:`soundalike.tagging.filters.parse_where`); a track without a tempo fails any tempo condition."""
+        if conditions and not self.enabled:
+            raise ParameterError(self.add_hint() + ", then filter by tempo")
+        rows = self.store.execute(f"SELECT track_id, {', '.join(self.FIELDS.values())} FROM track_rhythm "
+                                  "ORDER BY track_id").fetchall()
+        ids = np.array([r[0] for r in rows], np.int64)
+        keep = np.ones(len(ids), bool)
+        for c in conditions:
+            j = list(self.FIELDS).index(c.tag) + 1
+            col = np.array([np.nan if r[j] is None else float(r[j]) for r in rows], np.float64)
+            keep &= np.nan_to_num(c.test(col), nan=False).astype(bool) & ~np.isnan(col)
+        return ids[keep]
+
+
 #: The side tables every catalog has, by the attribute a :class:`~soundalike.index.catalog.Catalog` gives them.
 SIDE_TABLES: dict[str, type[SideTable]] = {"fingerprints": Fingerprints, "hash_codes": HashCodes,
-                                           "tag_scores": TagScores}
+                                           "tag_scores": TagScores, "rhythm": Rhythm}

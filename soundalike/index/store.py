@@ -26,7 +26,7 @@ from typing import Any
 
 from soundalike.errors import CatalogCorruptError, CatalogError
 
-SCHEMA_VERSION = 5  # 2: fingerprints; 3: hash_codes; 4: track_tags; 5: listens (older ones are upgraded on open)
+SCHEMA_VERSION = 6  # 2: fingerprints; 3: hash_codes; 4: track_tags; 5: listens; 6: track_rhythm (older: upgraded)
 DB_NAME = "catalog.sqlite"
 
 SCHEMA = """
@@ -64,6 +64,14 @@ CREATE TABLE IF NOT EXISTS track_tags (
     n INTEGER NOT NULL,
     hop REAL NOT NULL,
     timeline BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS track_rhythm (
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    tempo REAL,
+    confidence REAL NOT NULL,
+    beats_per_bar INTEGER,
+    onset_rate REAL NOT NULL,
+    descriptor BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS listens (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -115,7 +123,7 @@ class Store:
 
     @classmethod
     def open(cls, root: Path) -> Store:
-        """Open the database in ``root``; schemas 1-4 are upgraded in place (their missing tables added)."""
+        """Open the database in ``root``; schemas 1-5 are upgraded in place (their missing tables added)."""
         from soundalike.index.db import connect
 
         db = root / DB_NAME
@@ -130,7 +138,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"{db} is not a readable catalog database ({exc})") from exc
         store = cls(root, conn)
-        if version in (1, 2, 3, 4):
+        if version in (1, 2, 3, 4, 5):
             with store.transaction(bump=False):
                 _create_tables(conn)
                 store.set_meta({"schema_version": str(SCHEMA_VERSION)})

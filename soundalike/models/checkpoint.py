@@ -259,26 +259,45 @@ def atomic_write(target: Path, write: Any) -> None:
             os.unlink(tmp)
 
 
-def read_model_json(path: str | Path) -> dict[str, Any]:
+def read_model_json(path: str | Path, *, fmt: str = FORMAT, version: int = FORMAT_VERSION,
+                    kind: str = "model", names_only: bool = False) -> dict[str, Any]:
+    """The JSON half of ``NAME.safetensors`` + ``NAME.json``, checked: it exists, parses, is of format ``fmt`` and
+    not newer than ``version``. ``kind`` names the model in errors; ``names_only``: errors name files, not paths."""
     stem = _stem(Path(path))
     jpath = stem.with_suffix(".json")
+    shown = jpath.name if names_only else str(jpath)
     if not jpath.is_file():
-        raise ModelError(f"model description {jpath} is missing: a model is NAME.safetensors plus NAME.json")
+        raise ModelError(f"{kind} description {shown} is missing: a {kind} is NAME.safetensors plus NAME.json")
     try:
         desc = json.loads(jpath.read_text())
     except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read model description {jpath}: {exc}") from exc
-    if not isinstance(desc, dict) or desc.get("format") != FORMAT:
-        raise ModelError(f"{jpath} is not a soundalike model description (format != {FORMAT!r})")
-    if int(desc.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelError(f"{jpath} was written by a newer soundalike (format {desc['format_version']}); upgrade")
+        raise ModelError(f"cannot read {kind} description {shown}: {exc}") from exc
+    if not isinstance(desc, dict) or desc.get("format") != fmt:
+        raise ModelError(f"{shown} is not a soundalike {kind} description (format != {fmt!r})")
+    if int(desc.get("format_version", 0)) > version:
+        raise ModelError(f"{shown} was written by a newer soundalike (format {desc['format_version']}); upgrade")
     return desc
+
+
+def load_weights(net: Any, wpath: Path, *, what: str, names_only: bool = False) -> None:
+    """Load ``wpath`` (safetensors) into ``net``, every tensor and no other, and set eval mode; ``what`` names
+    the network in errors, ``names_only``: errors name the file, not its path."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    shown = wpath.name if names_only else str(wpath)
+    try:
+        state = load_file(str(wpath))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"cannot read weights {shown}: {exc}") from exc
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelError(f"weights {shown} do not fit {what}: missing {missing}, unexpected {unexpected}")
+    net.eval()
 
 
 def load_model_file(path: str | Path) -> AudioEncoder:
     """Load ``NAME.safetensors`` + ``NAME.json`` into an :class:`AudioEncoder` (eval mode)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     from soundalike.models.registry import build_config, get_encoder_entry
 
@@ -289,14 +308,7 @@ def load_model_file(path: str | Path) -> AudioEncoder:
         raise ModelError(f"weights {wpath} are missing beside {stem.with_suffix('.json')}")
     entry = get_encoder_entry(str(desc.get("encoder")))
     net = entry.cls(build_config(entry.name, desc.get("config") or {}))
-    try:
-        state = load_file(str(wpath))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"cannot read weights {wpath}: {exc}") from exc
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ModelError(f"weights {wpath} do not fit encoder {entry.name!r}: missing {missing}, unexpected {unexpected}")
-    net.eval()
+    load_weights(net, wpath, what=f"encoder {entry.name!r}")
     enc = AudioEncoder(net, encoder=entry.name, frontend=FrontendConfig.from_dict(desc["frontend"]),
                        name=desc.get("name"), labels=tuple(desc.get("labels") or ()),
                        metadata=desc.get("metadata") or {}, source=str(stem))

@@ -368,6 +368,25 @@ def create_app(cfg: ServeConfig) -> Any:
 
         return await with_upload(request, work, timeout=cfg.segments_timeout)
 
+    @app.post("/api/events", tags=["events"],
+              openapi_extra=BINARY_BODY)
+    async def events(request: Request, what: str = "onsets,beats,drums", offset: float = Query(0.0, ge=0),
+                     duration: float | None = Query(None, gt=0)) -> dict[str, Any]:
+        """When things happen in the uploaded audio: note onsets, beats and downbeats with the tempo (BPM, a
+        confidence, a tempo curve when it drifts), and kick / snare / hi-hat hits with their strengths."""
+        kinds = tuple(w.strip() for w in what.split(",") if w.strip())
+
+        def work(cat: Catalog, path: Path) -> dict[str, Any]:
+            import time
+
+            from soundalike.tasks.events import events as file_events
+
+            t0 = time.perf_counter()
+            ev = file_events(path, what=kinds, offset=offset, duration=duration, max_duration=cfg.max_duration)
+            return {**ev.to_dict(), "seconds": round(time.perf_counter() - t0, 3)}
+
+        return await with_upload(request, work)
+
     @app.post("/api/tag", tags=["tags"],
               openapi_extra=BINARY_BODY)
     async def tag(request: Request, timeline: bool = False, offset: float = Query(0.0, ge=0),

@@ -27,6 +27,8 @@ class IndexRequest:
     rebuild_hash: bool = False  # replace another hash model's codes
     tag_heads: Any = None  # None: the default for a new catalog, nothing changed for an old one; "none": no tags
     rebuild_tags: bool = False  # replace other heads' tags
+    events: Any = None  # keep tempo and rhythm per track: True (the shipped events model) or a model path
+    rebuild_events: bool = False  # replace another events model's rows
     index_type: str | None = None  # the vector index to ask for (None: keep / auto)
     max_duration: float | None = DEFAULT_MAX_DURATION
     progress: bool | Callable[[dict[str, Any]], None] = False
@@ -52,6 +54,10 @@ def index_music(req: IndexRequest) -> tuple[IndexReport, Catalog]:
             if heads is not None:
                 enabled.append(catalog.enable_tags(heads, rebuild=req.rebuild_tags, max_duration=req.max_duration,
                                                    progress=req.progress is True))
+            if req.events:
+                enabled.append(catalog.enable_events("default" if req.events is True else req.events,
+                                                     rebuild=req.rebuild_events, max_duration=req.max_duration,
+                                                     progress=req.progress is True))
         except BaseException:
             catalog.close()
             raise
@@ -59,7 +65,8 @@ def index_music(req: IndexRequest) -> tuple[IndexReport, Catalog]:
         catalog = Catalog.create(req.catalog, model=req.model,
                                  fingerprint_model=(req.fingerprint_model or "default") if req.fingerprints else None,
                                  hash_model=req.hash_model, tag_heads=None if req.tag_heads == "none" else (heads or "default"),
-                                 index=req.index_type or "auto")
+                                 index=req.index_type or "auto",
+                                 events_model=("default" if req.events is True else req.events) if req.events else None)
     try:
         rep = catalog.add(req.paths, manifest=req.manifest, prune=req.prune, max_duration=req.max_duration,
                           progress=req.progress, ray=req.ray, ray_address=req.ray_address, ray_workers=req.ray_workers)
@@ -74,5 +81,6 @@ def index_music(req: IndexRequest) -> tuple[IndexReport, Catalog]:
     for extra in enabled:  # codes / tags made for tracks already in the catalog, and files that failed then
         rep.hashed += extra.hashed
         rep.tagged += extra.tagged
+        rep.rhythm += extra.rhythm
         rep.failed = extra.failed + rep.failed
     return rep, catalog

@@ -136,3 +136,23 @@ def write_mod(seconds: float = 8.0, *, period: int = 428, seed: int = 0) -> byte
         cell = bytes([(1 & 0xF0) | (p >> 8), p & 0xFF, (1 & 0x0F) << 4, 0])
         pattern[row * 16 : row * 16 + 4] = cell
     return bytes(header) + bytes(pattern) + bytes(np.array(sample, dtype=np.int8).tobytes())
+
+
+def click_track(beats: np.ndarray, *, sr: int = 22050, duration: float | None = None, accent_every: int = 4,
+                amplitude: float = 0.5) -> np.ndarray:
+    """A metronome: a 30 ms click (a decaying 1.5 kHz ping over a noise burst) at each time in ``beats`` (s),
+    every ``accent_every``-th one higher (2.5 kHz) and louder, as a downbeat. Returns float32 of ``duration``
+    s (default: to 1 s after the last click)."""
+    beats = np.asarray(beats, np.float64)
+    total = duration if duration is not None else (float(beats.max()) + 1.0 if len(beats) else 1.0)
+    y = np.zeros(int(round(sr * total)), np.float32)
+    t = np.arange(int(0.03 * sr)) / sr
+    env = np.exp(-t / 0.006)
+    burst = np.random.default_rng(0).standard_normal(len(t)) * 0.3
+    for i, b in enumerate(beats):
+        accent = accent_every > 0 and i % accent_every == 0
+        click = (np.sin(2 * np.pi * (2500.0 if accent else 1500.0) * t) + burst) * env * (1.0 if accent else 0.6)
+        start = int(round(b * sr))
+        seg = click[: max(0, len(y) - start)]
+        y[start : start + len(seg)] += (amplitude * seg).astype(np.float32)
+    return y

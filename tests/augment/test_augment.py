@@ -47,12 +47,15 @@ def test_noise_hits_the_snr(snr, color, rng):
 def test_noise_colors_have_their_slopes(rng):
     white = W.colored_noise(SR * 8, rng, "white")
     pink = W.colored_noise(SR * 8, rng, "pink")
+    brown = W.colored_noise(SR * 8, rng, "brown")
     # white: equal power per Hz -> an octave band holds twice the power of the one below
     assert band_power(white, 2000, 4000) / band_power(white, 1000, 2000) == pytest.approx(2.0, rel=0.1)
     # pink: equal power per octave
     assert band_power(pink, 2000, 4000) / band_power(pink, 1000, 2000) == pytest.approx(1.0, rel=0.1)
+    # brown (1/f^2): half the power of the octave below
+    assert band_power(brown, 2000, 4000) / band_power(brown, 1000, 2000) == pytest.approx(0.5, rel=0.1)
     with pytest.raises(ParameterError):
-        W.colored_noise(10, rng, "brown")
+        W.colored_noise(10, rng, "blue")
 
 
 def test_eq_boosts_and_filters():

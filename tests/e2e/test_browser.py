@@ -13,7 +13,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +28,23 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
 pytestmark = [pytest.mark.slow,  # a real browser
               pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
                                  reason="Debian's chromium is not installed (make test installs it when run as root)")]
+
+
+@contextmanager
+def uploaded(url: str, path: Path) -> Iterator[Any]:
+    """A laptop-sized page of the app with ``path`` uploaded through its file picker."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + "/")
+            page.wait_for_selector("#catalog li")
+            page.set_input_files("#file", str(path))
+            yield page
+        finally:
+            browser.close()
 
 
 def _free_port() -> int:
@@ -97,8 +117,6 @@ def test_upload_an_excerpt_and_see_its_source_first_with_a_player(server):
 
 
 def test_upload_a_recording_of_two_tracks_and_see_them_on_a_timeline(server):
-    from playwright.sync_api import sync_playwright
-
     from soundalike.audio import save
     from soundalike.audio.io import decode
     from soundalike.testing.mixes import make_mix
@@ -107,23 +125,15 @@ def test_upload_a_recording_of_two_tracks_and_see_them_on_a_timeline(server):
     tracks = [decode(p, sr=22050).samples for p in paths]
     mix, truth = make_mix(tracks, 22050, order=[0, 3], seconds=[10.0, 10.0], seed=1, talk=0, snr_db=30.0)
     rec = save(tmp / "recording.wav", mix, 22050)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url + "/")
-            page.wait_for_selector("#catalog li")
-            page.set_input_files("#file", str(rec))
-            page.wait_for_selector("#timeline .seg", timeout=60_000)
-            segs = page.locator("#timeline .seg")
-            assert segs.count() == 2
-            assert "track_005" in segs.nth(0).inner_text() and "track_071" in segs.nth(1).inner_text()
-            left = [float(segs.nth(i).evaluate("e => parseFloat(e.style.left)")) for i in range(2)]
-            assert left[0] < 5 and 40 < left[1] < 60  # the second starts about halfway through
-            assert "2 catalog tracks" in page.locator("#segments-status").inner_text()
-            page.screenshot(path=str(ARTIFACTS / "web-segments.png"), full_page=True)
-        finally:
-            browser.close()
+    with uploaded(url, rec) as page:
+        page.wait_for_selector("#timeline .seg", timeout=60_000)
+        segs = page.locator("#timeline .seg")
+        assert segs.count() == 2
+        assert "track_005" in segs.nth(0).inner_text() and "track_071" in segs.nth(1).inner_text()
+        left = [float(segs.nth(i).evaluate("e => parseFloat(e.style.left)")) for i in range(2)]
+        assert left[0] < 5 and 40 < left[1] < 60  # the second starts about halfway through
+        assert "2 catalog tracks" in page.locator("#segments-status").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "web-segments.png"), full_page=True)
 
 
 def test_recommendations_for_a_user_with_reasons(server):
@@ -152,3 +162,28 @@ def test_recommendations_for_a_user_with_reasons(server):
             page.screenshot(path=str(ARTIFACTS / "web-recommend.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_beats_and_drum_hits_are_drawn_under_the_spectrogram(server):
+    import re
+
+    import numpy as np
+
+    from soundalike.audio import save
+    from soundalike.testing.synth import click_track
+
+    url, _, tmp = server
+    clip = save(tmp / "clicks.wav", click_track(np.arange(0.5, 13.0, 0.5), sr=22050, duration=14.0), 22050)
+    with uploaded(url, clip) as page:
+        page.wait_for_selector("#events-status:has-text('BPM')", timeout=60_000)
+        status = page.locator("#events-status").inner_text()
+        bpm = float(re.search(r"([\d.]+) BPM", status).group(1))
+        assert abs(bpm / 120.0 - 1) < 0.02, status
+        canvas = page.locator("#events")
+        assert canvas.is_visible()
+        # the beats are drawn: near-white marks (the beat row's colour) on the dark canvas, one per click
+        light = canvas.evaluate("c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+                                " let n = 0; for (let i = 0; i < d.length; i += 4)"
+                                " if (d[i] > 200 && d[i + 1] > 200 && d[i + 2] > 200) n++; return n; }")
+        assert light > 150
+        page.screenshot(path=str(ARTIFACTS / "web-events.png"), full_page=True)

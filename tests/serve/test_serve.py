@@ -244,3 +244,19 @@ def test_multipart_form_uploads_work_like_raw_bodies(served):
     ct = client.get("/openapi.json").json()["paths"]["/api/similar"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in ct and "application/octet-stream" in ct
     assert list(app.state.engine.uploads.iterdir()) == []
+
+
+def test_events_of_an_upload(served):
+    from soundalike.testing.synth import click_track
+
+    client, _, _, _ = served
+    beats = np.arange(0.5, 13.0, 60.0 / 120.0)
+    r = client.post("/api/events", content=_wav(click_track(beats, sr=SR, duration=14.0)))
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["tempo"] == pytest.approx(120.0, rel=0.02) and len(d["beats"]) >= len(beats) - 2
+    assert set(d["drums"]) == {"kick", "snare", "hihat"} and d["duration"] == pytest.approx(14.0, abs=0.01)
+    r = client.post("/api/events?what=beats&offset=4", content=_wav(click_track(beats, sr=SR, duration=14.0)))
+    assert r.status_code == 200 and min(r.json()["beats"]) >= 4.0 and r.json()["onsets"] == []
+    r = client.post("/api/events?what=chords", content=_wav(click_track(beats, sr=SR, duration=14.0)))
+    assert r.status_code == 422 and "what" in r.json()["detail"]

@@ -13,6 +13,20 @@ from soundalike.models.encoders.base import MelConfig, MelEncoder, conv_bn_relu
 from soundalike.models.registry import register_encoder
 
 
+class StridedPointwise(nn.Conv2d):
+    """A 1x1 convolution with a stride, computed as a subsample then a stride-1 1x1 convolution: the same
+    parameters and the same output, but not oneDNN's strided 1x1 weight-gradient kernel, which crashes
+    (SIGSEGV in ``jit_avx512_common_1x1_convolution_bwd_weights_t``) on AVX-512 machines for small maps
+    (torch 2.13's CPU wheel)."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__(cin, cout, 1, bias=False)
+        self.step = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.conv2d(x[..., :: self.step, :: self.step], self.weight)
+
+
 class ResidualBlock(nn.Module):
     """conv3x3 + BN + ReLU + conv3x3 + BN, plus the input (1x1 conv when the shape changes), ReLU."""
 
@@ -21,7 +35,7 @@ class ResidualBlock(nn.Module):
         self.body = nn.Sequential(*conv_bn_relu(cin, cout, stride=stride),
                                   nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout))
         self.skip: nn.Module = (nn.Identity() if cin == cout and stride == 1 else
-                                nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)))
+                                nn.Sequential(StridedPointwise(cin, cout, stride), nn.BatchNorm2d(cout)))
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

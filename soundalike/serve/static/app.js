@@ -67,10 +67,55 @@ async function query(file, trackId) {
     $("status").textContent = `${res.matches.length} tracks in ${res.seconds.toFixed(2)} s`;
     $("timeline").hidden = true;
     $("segments-status").textContent = "";
+    events(body);
     if (file && "excerpt_of" in res && res.duration >= SEGMENT_SECONDS) segments(file);
   } catch (e) {
     $("status").className = "error";
     $("status").textContent = `Could not use that file: ${e.message}`;
+  }
+}
+
+// beats and drum hits, drawn under the spectrogram on the same time axis
+const EVENT_ROWS = [["beats", "#f8fafc"], ["kick", "#f97316"], ["snare", "#38bdf8"], ["hihat", "#a3e635"]];
+
+function drawEvents(ev, width) {
+  const c = $("events"), rowH = 20, pad = 42, h = rowH * EVENT_ROWS.length + 4;
+  c.width = width + pad; c.height = h;
+  const ctx = c.getContext("2d"), total = ev.duration || 1;
+  ctx.fillStyle = "#111"; ctx.fillRect(0, 0, c.width, h);
+  ctx.font = "11px sans-serif";
+  EVENT_ROWS.forEach(([name, color], r) => {
+    const y = 2 + r * rowH;
+    ctx.fillStyle = "#9ca3af"; ctx.fillText(name, 2, y + 14);
+    const times = name === "beats" ? ev.beats : (ev.drums[name] || []);
+    const strengths = name === "beats" ? null : (ev.drum_strengths[name] || []);
+    const downs = new Set((ev.downbeats || []).map((t) => t.toFixed(3)));
+    times.forEach((t, i) => {
+      const x = pad + (t / total) * width;
+      ctx.globalAlpha = strengths ? Math.max(0.3, strengths[i]) : 1;
+      ctx.fillStyle = color;
+      const down = name === "beats" && downs.has(t.toFixed(3));
+      ctx.fillRect(x, y + (down ? 1 : 5), down ? 2.5 : 1.5, down ? rowH - 2 : rowH - 10);
+    });
+    ctx.globalAlpha = 1;
+  });
+}
+
+async function events(body) {
+  $("events-status").textContent = "Finding beats and drum hits...";
+  try {
+    const ev = await api("/api/events", {method: "POST", body, headers: {"Content-Type": "application/octet-stream"}});
+    const w = $("spectrogram").width;
+    drawEvents(ev, w);
+    $("events").hidden = false;
+    const drums = Object.entries(ev.drums).map(([k, v]) => `${v.length} ${k}`).join(", ");
+    $("events-status").textContent = ev.tempo
+      ? `${ev.tempo.toFixed(1)} BPM (confidence ${ev.tempo_confidence.toFixed(2)}), ${ev.beats.length} beats, ` +
+        `${ev.beats_per_bar || "?"} per bar; ${drums}`
+      : `no steady beat; ${drums}`;
+  } catch (e) {
+    $("events").hidden = true;
+    $("events-status").textContent = `Could not find beats: ${e.message}`;
   }
 }
 
