@@ -8,14 +8,12 @@ from typing import Any
 from soundalike.cli.common import add_common, add_excerpt, emit, progress, threads
 
 
-def _what(text: str) -> tuple[str, ...]:
-    return tuple(w.strip() for w in text.split(",") if w.strip())
-
-
 def cmd_events(args: argparse.Namespace) -> int:
+    from soundalike.events.decode import parse_what
     from soundalike.tasks.events import events
 
     threads(args)
+    what = parse_what(args.what)
     bar = None
     if progress(args):
         from tqdm import tqdm
@@ -27,7 +25,7 @@ def cmd_events(args: argparse.Namespace) -> int:
             bar.update(seconds)
 
     try:
-        ev = events(args.file, what=_what(args.what), model=args.model, offset=args.offset, duration=args.duration,
+        ev = events(args.file, what=what, model=args.model, offset=args.offset, duration=args.duration,
                     max_duration=args.max_duration, progress=step)
     finally:
         if bar is not None:
@@ -35,7 +33,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
     def text() -> None:
         print(f"{ev.duration:.1f} s")
-        if "beats" in args.what:
+        if "beats" in what:
             if ev.tempo is None:
                 print("tempo: no steady beat found")
             else:
@@ -45,7 +43,7 @@ def cmd_events(args: argparse.Namespace) -> int:
                       f"{len(ev.beats)} beats, {ev.beats_per_bar or '?'} per bar")
             _times("beats", ev.beats, args.limit)
             _times("downbeats", ev.downbeats, args.limit)
-        if "onsets" in args.what:
+        if "onsets" in what:
             _times("onsets", ev.onsets, args.limit)
         for cls, times in ev.drums.items():
             _times(cls, times, args.limit)

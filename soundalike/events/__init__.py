@@ -33,14 +33,19 @@ _MODELS: dict[str, Any] = {}
 
 
 def load_events_model(path: str | Path | None = None) -> EventsModel:
-    """The events model at ``path`` (``NAME.safetensors`` + ``NAME.json``), or the shipped one; loaded once
-    per process."""
+    """The events model at ``path`` (``NAME.safetensors`` + ``NAME.json``), or the shipped one (``None`` or
+    ``"default"``); loaded once per process."""
     from soundalike.events.model import load_events_model as _load
 
-    key = str(Path(path) if path is not None else SHIPPED_EVENTS_MODEL)
+    key = str(Path(path) if path not in (None, "default") else SHIPPED_EVENTS_MODEL)
     if key not in _MODELS:
         _MODELS[key] = _load(key)
     return _MODELS[key]
+
+
+def events_model(model: EventsModel | str | Path | None = None) -> EventsModel:
+    """``model`` itself when it is a loaded :class:`EventsModel`, else :func:`load_events_model` of it."""
+    return model if model is not None and not isinstance(model, (str, Path)) else load_events_model(model)
 
 
 def detect_events(y: Any, sr: int, *, model: EventsModel | str | Path | None = None,
@@ -50,11 +55,13 @@ def detect_events(y: Any, sr: int, *, model: EventsModel | str | Path | None = N
     are done. Silence gives no events."""
     import numpy as np
 
+    from soundalike.audio.io import resample
     from soundalike.errors import ParameterError
     from soundalike.events.decode import Events, decode_events
+    from soundalike.events.pieces import DRUM_CLASSES
     from soundalike.limits import SILENT_PEAK
 
-    m = model if model is not None and not isinstance(model, (str, Path)) else load_events_model(model)
+    m = events_model(model)
     y = np.asarray(y, np.float32)
     if y.ndim == 2:
         y = y.mean(axis=0)
@@ -62,14 +69,12 @@ def detect_events(y: Any, sr: int, *, model: EventsModel | str | Path | None = N
         raise ParameterError(f"a waveform is (samples,) or (channels, samples), got shape {y.shape}")
     if not np.all(np.isfinite(y)):
         raise ParameterError("the waveform holds NaN or infinite samples")
-    if sr != m.frontend.sample_rate:
-        import soxr
-
-        y = soxr.resample(y, sr, m.frontend.sample_rate).astype(np.float32)
+    y = resample(y, orig_sr=sr, target_sr=m.frontend.sample_rate)
     duration = len(y) / m.frontend.sample_rate
     if len(y) == 0 or float(np.max(np.abs(y))) < SILENT_PEAK:
-        return Events(duration=duration, drums={k: [] for k in ("kick", "snare", "hihat")} if "drums" in what
-                      else {}, drum_strengths={k: [] for k in ("kick", "snare", "hihat")} if "drums" in what else {})
+        drums = "drums" in what
+        return Events(duration=duration, drums={k: [] for k in DRUM_CLASSES} if drums else {},
+                      drum_strengths={k: [] for k in DRUM_CLASSES} if drums else {})
     step = (lambda n: progress(n / m.frontend.sample_rate)) if progress is not None else None
     act = m.activations(y, progress=step)
     return decode_events(act, outputs=m.outputs, fps=m.frontend.fps, settings=m.decoder, what=tuple(what),
@@ -88,4 +93,4 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["SHIPPED_EVENTS_MODEL", "detect_events", "load_events_model"]
+__all__ = ["SHIPPED_EVENTS_MODEL", "detect_events", "events_model", "load_events_model"]

@@ -21,6 +21,12 @@ from soundalike.events.pieces import DRUM_CLASSES
 WHAT: tuple[str, ...] = ("onsets", "beats", "drums")
 
 
+def parse_what(text: str) -> tuple[str, ...]:
+    """``"onsets, beats"`` -> ``("onsets", "beats")``: the kinds a comma-separated ``--what`` / ``what=`` asks
+    for (checked where they are used)."""
+    return tuple(w.strip() for w in text.split(",") if w.strip())
+
+
 @dataclass
 class Events:
     """What happens when in a recording (times in seconds from its start)."""

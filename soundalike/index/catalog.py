@@ -144,7 +144,7 @@ class Catalog:
         if events_model is not None:
             from soundalike.events import load_events_model
 
-            chosen["rhythm"] = load_events_model(None if events_model == "default" else events_model)
+            chosen["rhythm"] = load_events_model(events_model)
         index_meta = json.dumps(_index_request(index, enc.embed_dim))  # an unknown kind fails before anything is made
         root.mkdir(parents=True, exist_ok=True)
         meta = {
@@ -538,8 +538,7 @@ class Catalog:
         events model) and analyse every track that has none yet. ``rebuild`` replaces another model's."""
         from soundalike.events import load_events_model
 
-        return self.rhythm.enable(load_events_model(None if events_model == "default" else events_model),
-                                  rebuild=rebuild, progress=progress,
+        return self.rhythm.enable(load_events_model(events_model), rebuild=rebuild, progress=progress,
                                   max_duration=max_duration)
 
     def track_rhythm(self, ref: int | str) -> dict[str, Any] | None:

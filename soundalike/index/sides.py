@@ -566,7 +566,7 @@ class Rhythm(SideTable):
     def load(self, ref: str) -> Any:
         from soundalike.events import load_events_model
 
-        return load_events_model(None if ref == "default" else ref)
+        return load_events_model(ref)
 
     @classmethod
     def model_meta(cls, model: Any) -> dict[str, str]:

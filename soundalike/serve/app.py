@@ -374,7 +374,9 @@ def create_app(cfg: ServeConfig) -> Any:
                      duration: float | None = Query(None, gt=0)) -> dict[str, Any]:
         """When things happen in the uploaded audio: note onsets, beats and downbeats with the tempo (BPM, a
         confidence, a tempo curve when it drifts), and kick / snare / hi-hat hits with their strengths."""
-        kinds = tuple(w.strip() for w in what.split(",") if w.strip())
+        from soundalike.events.decode import parse_what
+
+        kinds = parse_what(what)
 
         def work(cat: Catalog, path: Path) -> dict[str, Any]:
             import time

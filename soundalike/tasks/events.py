@@ -19,13 +19,13 @@ def events(path: str | Path, *, what: tuple[str, ...] = ("onsets", "beats", "dru
     ``progress(seconds)`` is called as the file is analysed."""
     from soundalike.audio.io import load
     from soundalike.errors import ParameterError
-    from soundalike.events import detect_events, load_events_model
+    from soundalike.events import detect_events, events_model
     from soundalike.events.decode import WHAT
 
     bad = set(what) - set(WHAT)
     if bad or not what:
         raise ParameterError(f"--what takes a comma-separated list of {', '.join(WHAT)}; got {','.join(what) or '(none)'}")
-    m = model if model is not None and not isinstance(model, (str, Path)) else load_events_model(model)
+    m = events_model(model)
     y, sr = load(path, sr=m.frontend.sample_rate, offset=offset, duration=duration, max_duration=max_duration)
     ev = detect_events(y, sr, model=m, what=what, progress=progress)
     if offset:
