@@ -16,6 +16,7 @@ help:
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - benchmarks/ingest.py (x-realtime vs a librosa baseline)"
 	@echo "              benchmarks/identify.py needs data/debian-eval and fpcalc: see the README"
+	@echo "              benchmarks/events.py and benchmarks/transcribe.py need fluid-soundfont-gm and their peers: see the README"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,12 +39,14 @@ install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
 	@test -f $(DEMO)/corpus/manifest.jsonl || $(BIN)/soundalike demo-corpus $(DEMO)/corpus --works-per-collection $(DEMO_WORKS) --instrumentations 2
-	$(BIN)/soundalike index $(DEMO)/corpus/audio --catalog $(DEMO)/catalog --manifest $(DEMO)/corpus/manifest.jsonl --hash-model hash_cnn-music --tag-heads default
+	$(BIN)/soundalike index $(DEMO)/corpus/audio --catalog $(DEMO)/catalog --manifest $(DEMO)/corpus/manifest.jsonl --hash-model hash_cnn-music --tag-heads default --notes
 	$(BIN)/soundalike info --catalog $(DEMO)/catalog
 	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 10
 	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 5 --hash
 	$(BIN)/soundalike tag $(DEMO)/corpus/query.mp3 --top 8
 	$(BIN)/soundalike events $(DEMO)/corpus/query.mp3 --limit 8
+	$(BIN)/soundalike transcribe $(DEMO)/corpus/query.mp3 -o $(DEMO)/query.mid --limit 8
+	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 5 --by notes
 	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 5 --where "tag:piano>0.2"
 	$(BIN)/soundalike identify $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog --duration 8
 	$(BIN)/soundalike listens simulate $(DEMO)/listens.csv --catalog $(DEMO)/catalog --users 200

@@ -11,6 +11,7 @@ Public API (heavy modules load on first use)::
     similar(cat, "query.mp3", where="tag:piano>0.5")  # only tracks whose stored tags pass
     tag("song.mp3").top(5)               # "what is this?": tag scores, .timeline per ~1.5 s chunk
     events("song.mp3").tempo             # "what happens when?": onsets, beats, tempo, drum hits
+    transcribe("song.mp3").notes         # "which notes?": onset, offset, pitch, velocity (and MIDI files)
     from soundalike.recommend import recommend
     from soundalike.recommend.listens import import_listens
     import_listens(cat, "listens.csv")
@@ -55,6 +56,7 @@ _LAZY = {
     "analyse": ("soundalike.tasks.similar", "analyse"),
     "identify": ("soundalike.tasks.identify", "identify"),
     "events": ("soundalike.events", ""),  # the package, callable: soundalike.events("song.mp3")
+    "transcribe": ("soundalike.transcribe", ""),  # the package, callable: soundalike.transcribe("song.mp3")
 }
 
 
@@ -88,4 +90,5 @@ __all__ = [
     "analyse",
     "identify",
     "events",
+    "transcribe",
 ]

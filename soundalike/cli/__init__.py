@@ -13,12 +13,22 @@ import sys
 from collections.abc import Sequence
 
 from soundalike import __version__
-from soundalike.cli import catalog, events, listens, models, search, serve, tags, training
+from soundalike.cli import (
+    catalog,
+    events,
+    listens,
+    models,
+    search,
+    serve,
+    tags,
+    training,
+    transcribe,
+)
 from soundalike.cli.common import EXIT_USAGE
 from soundalike.errors import SoundalikeError
 
 #: The command groups, in the order ``soundalike --help`` lists them.
-GROUPS = (catalog, search, tags, events, listens, serve, training, models)
+GROUPS = (catalog, search, tags, events, transcribe, listens, serve, training, models)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,6 +27,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         fingerprints=not args.no_fingerprints, fingerprint_model=args.fingerprint_model, hash_model=args.hash_model,
         rebuild_hash=args.rebuild_hash, tag_heads=args.tag_heads, rebuild_tags=args.rebuild_tags,
         events=(args.events_model or True) if args.events else None, rebuild_events=args.rebuild_events,
+        notes=(args.notes_model or True) if args.notes else None, rebuild_notes=args.rebuild_notes,
         index_type=args.index_type, max_duration=args.max_duration, progress=progress(args), ray=args.ray,
         ray_address=args.address, ray_workers=args.ray_workers))
     with catalog:
@@ -49,6 +50,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                 print(f"tagged {rep.tagged} tracks that had no tags")
             if rep.rhythm:
                 print(f"tempo and rhythm for {rep.rhythm} tracks")
+            if rep.notes:
+                print(f"note features for {rep.notes} tracks")
             for path, reason in rep.skipped:
                 print(f"  skipped: {shown(path)}: {reason}", file=sys.stderr)
             for path, reason in rep.failed:
@@ -139,6 +142,11 @@ def cmd_info(args: argparse.Namespace) -> int:
                 print(f"rhythm       {rhi['model']} (tempo, beats per bar, onset rate): {rhi['tracks']} tracks")
             else:
                 print("rhythm       none (`soundalike index ... --events` adds tempo for --where \"tempo>120\")")
+            nti = d.get("notes")
+            if nti:
+                print(f"notes        {nti['model']} (chroma for similar --by notes): {nti['tracks']} tracks")
+            else:
+                print("notes        none (`soundalike index ... --notes` adds them for similar --by notes)")
             print(f"on disk      {d['disk_bytes'] / 1e6:.1f} MB")
             for key, counts in d["labels"].items():
                 top = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:8])
@@ -217,6 +225,14 @@ def register(sub: Any) -> None:
                     help="--events with this events model (default: the shipped events_tcn-gm)")
     sp.add_argument("--rebuild-events", action="store_true",
                     help="replace another events model's rhythm rows with --events-model's")
+    sp.add_argument("--notes", action="store_true",
+                    help="also transcribe each track and keep its chroma (the pitch classes sounding, four times a "
+                         "second) for `similar --by notes`, which finds the same work in another arrangement "
+                         "(about 100x realtime more work); once on, later runs keep them for new tracks")
+    sp.add_argument("--notes-model", metavar="PATH", default=None,
+                    help="--notes with this transcription model (default: the shipped notes_hcnn-gm)")
+    sp.add_argument("--rebuild-notes", action="store_true",
+                    help="replace another transcription model's note features with --notes-model's")
     sp.add_argument("--ray", action="store_true",
                     help="decode and embed on a Ray cluster (Ray Data, one model per worker actor); needs "
                          "pip install 'soundalike[ray]'")

@@ -100,3 +100,21 @@ def add_max_duration(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION, metavar="SECONDS",
                     help=f"refuse audio longer than this (default {DEFAULT_MAX_DURATION:g}; long files are read "
                          "in bounded memory whatever the limit)")
+
+
+def train_logged(args: argparse.Namespace, train: Any, cfg: Any) -> int:
+    """Run ``train(cfg, progress=..., log=...)`` (a model trainer returning (solver, exported path)) with its
+    log lines appended to ``cfg.out/log.jsonl``, then print what it made (``--json``: as JSON)."""
+    import json
+
+    os.makedirs(cfg.out, exist_ok=True)
+    with open(os.path.join(cfg.out, "log.jsonl"), "a") as log:
+        def write(msg: str) -> None:
+            log.write(msg + "\n")
+            log.flush()
+
+        solver, path = train(cfg, progress=progress(args), log=write)
+    last = solver.history[-1] if solver.history else {}
+    emit(args, {"model": str(path), "steps": solver.step, "valid": last},
+         lambda: print(f"trained {solver.step} steps -> {path}\nvalidation: {json.dumps(last)}"))
+    return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from soundalike.cli.common import add_common, add_excerpt, emit, progress, threads
+from soundalike.cli.common import add_common, add_excerpt, emit, progress, threads, train_logged
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -59,28 +59,13 @@ def _times(name: str, times: list[float], limit: int) -> None:
 
 
 def cmd_train_events(args: argparse.Namespace) -> int:
-    import json
-
     from soundalike.events.train import EventsTrainConfig, train_events
 
     defaults = EventsTrainConfig()
     cfg = EventsTrainConfig(out=args.out, steps=args.steps or defaults.steps, batch=args.batch or defaults.batch,
                             seed=args.seed, workers=args.workers, threads=args.threads or defaults.threads,
                             name=args.name)
-    log_path = f"{args.out}/log.jsonl"
-    import os
-
-    os.makedirs(args.out, exist_ok=True)
-    with open(log_path, "a") as log:
-        def write(msg: str) -> None:
-            log.write(msg + "\n")
-            log.flush()
-
-        solver, path = train_events(cfg, progress=progress(args), log=write)
-    last = solver.history[-1] if solver.history else {}
-    emit(args, {"model": str(path), "steps": solver.step, "valid": last},
-         lambda: print(f"trained {solver.step} steps -> {path}\nvalidation: {json.dumps(last)}"))
-    return 0
+    return train_logged(args, train_events, cfg)
 
 
 def register(sub: Any) -> None:

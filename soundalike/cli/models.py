@@ -11,9 +11,13 @@ from soundalike.cli.common import (
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from soundalike.events import SHIPPED_EVENTS_MODEL
+    from soundalike.events.model import EVENTS_NETS
     from soundalike.models.factory import DEFAULT_MODEL, list_pretrained
     from soundalike.models.heads import HEADS, list_shipped_heads
     from soundalike.models.registry import get_encoder_entry, list_encoders
+    from soundalike.transcribe import SHIPPED_NOTES_MODEL
+    from soundalike.transcribe.model import NOTES_NETS
 
     payload: dict[str, Any] = {
         "encoders": {n: get_encoder_entry(n).description for n in list_encoders()},
@@ -21,6 +25,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         "default": DEFAULT_MODEL,
         "heads": sorted(HEADS),
         "shipped_heads": list_shipped_heads(),
+        "events_nets": sorted(EVENTS_NETS),
+        "shipped_events_model": SHIPPED_EVENTS_MODEL.name,
+        "transcription_nets": sorted(NOTES_NETS),
+        "shipped_transcription_model": SHIPPED_NOTES_MODEL.name,
     }
 
     def text() -> None:
@@ -32,6 +40,10 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"  {n}{'  (default)' if n == DEFAULT_MODEL else ''}")
         print("tag heads (for `soundalike train-head --head`): " + ", ".join(payload["heads"]))
         print("shipped tag heads (for --heads / --tag-heads): " + ", ".join(payload["shipped_heads"]))
+        print(f"events networks (for `soundalike train-events`): {', '.join(payload['events_nets'])}; "
+              f"shipped: {payload['shipped_events_model']}")
+        print(f"transcription networks (for `soundalike train-notes`): {', '.join(payload['transcription_nets'])}; "
+              f"shipped: {payload['shipped_transcription_model']}")
 
     emit(args, payload, text)
     return 0

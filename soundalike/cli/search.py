@@ -26,15 +26,18 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
     with Catalog.open(catalog_arg(args), model=args.model) as catalog:
         note = notice(catalog)
-        matches = similar(catalog, args.query, k=args.k, offset=args.offset, duration=args.duration, hash=args.hash,
+        by = "hash" if args.hash else args.by
+        matches = similar(catalog, args.query, k=args.k, offset=args.offset, duration=args.duration, by=by,
                           where=args.where, max_duration=args.max_duration)
+        ranking = ("hamming" if by == "hash" else "notes" if by == "notes" else "song+moments"
+                   if matches and matches[0].moment_score is not None else "cosine")
         payload = {"query": args.query, "catalog": str(catalog.root), "k": args.k, "where": args.where or [],
-                   "ranking": "hamming" if args.hash else "song+moments" if matches and matches[0].moment_score
-                   is not None else "cosine", "matches": [m.to_dict() for m in matches],
+                   "by": by, "ranking": ranking, "matches": [m.to_dict() for m in matches],
                    **({"notice": note} if note else {})}
 
         def text() -> None:
-            how = f" (bits that differ between {catalog.hasher.bits}-bit hash codes)" if args.hash else ""
+            how = (f" (bits that differ between {catalog.hasher.bits}-bit hash codes)" if by == "hash" else
+                   " by the notes they play (their chroma: summary cosine and alignment)" if by == "notes" else "")
             cond = f" where {' and '.join(args.where)}" if args.where else ""
             print(f"tracks most similar to {args.query}{how}{cond}:")
             if not matches:
@@ -117,11 +120,17 @@ def register(sub: Any) -> None:
                                     "chunks find twins among the track's), so an excerpt, even a noisy one, finds "
                                     "the track it comes from first (JSON: song_score, moment_score). With --hash, "
                                     "rank by Hamming distance of compact binary codes instead (a catalog indexed "
-                                    "with --hash-model).")
+                                    "with --hash-model). With --by notes, rank by what is played rather than how "
+                                    "it sounds: the transcription model's chroma of each track (a catalog indexed "
+                                    "with --notes), the nearest by a summary's cosine re-scored by how well their "
+                                    "chroma sequences line up at the best time offset and tempo ratio, so another "
+                                    "arrangement of the same work ranks first.")
     sp.add_argument("query", metavar="QUERY", help="audio file, or a track id from `soundalike info --tracks`")
     sp.add_argument("-k", type=int, default=10, help="how many tracks (default 10)")
-    sp.add_argument("--hash", action="store_true",
-                    help="search the catalog's hash codes (FAISS binary index) instead of its embeddings")
+    sp.add_argument("--by", choices=("sound", "hash", "notes"), default="sound",
+                    help="rank by how tracks sound (embeddings; the default), by their hash codes, or by the notes "
+                         "they play (a catalog indexed with --notes)")
+    sp.add_argument("--hash", action="store_true", help="the same as --by hash")
     sp.add_argument("--where", action="append", metavar="COND",
                     help="keep only tracks whose stored tags or rhythm meet COND, e.g. \"tag:piano>0.5\" or "
                          "\"tempo>120\" (fields: tempo, tempo_confidence, beats_per_bar, onset_rate; a catalog "

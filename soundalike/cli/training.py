@@ -92,6 +92,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     if args.dataset == "fma":
         return _datasets_fma(args)
+    if args.dataset == "notes-corpus":
+        return _datasets_notes(args)
     if args.dataset != "debian-music":  # pragma: no cover - argparse choices guard this
         raise SoundalikeError(f"unknown dataset {args.dataset}")
     packages = args.packages or (list(EVAL_PACKAGES) if args.eval_packages else list(TRAIN_PACKAGES))
@@ -106,6 +108,33 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         print(f"index it: soundalike index {args.out}/audio --manifest {report.manifest} --catalog CATALOG")
 
     emit(args, report.to_dict(), text)
+    return 0
+
+
+def _datasets_notes(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from soundalike.transcribe.pieces import build_corpus_cache
+
+    bar = None
+    if progress(args):
+        from tqdm import tqdm
+
+        bar = tqdm(unit="work", desc="music21 notes", dynamic_ncols=True)
+
+    def step(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        report = build_corpus_cache(Path(args.out) / "notes.jsonl.gz", works_per_collection=args.works,
+                                    budget_seconds=args.budget_seconds, progress=step)
+    finally:
+        if bar is not None:
+            bar.close()
+    emit(args, report, lambda: print(f"{report['works']} works' notes ({report['skipped']} skipped) in "
+                                     f"{report['seconds']:.0f} s -> {report['out']}"))
     return 0
 
 
@@ -217,8 +246,11 @@ def register(sub: Any) -> None:
                                     "packages' copyright files under OUT/licenses/. Runs add up: fetching other "
                                     "packages into the same OUT keeps the earlier ones. fma: read an FMA copy you "
                                     "already have (--fma-root, --metadata) and write OUT/manifest.jsonl "
-                                    "(label = top genre).")
-    sp.add_argument("dataset", choices=["debian-music", "fma"], help="which data set")
+                                    "(label = top genre). notes-corpus: extract the notes of music21 corpus works "
+                                    "(chorales, renaissance polyphony, quartets, folk tunes) into "
+                                    "OUT/notes.jsonl.gz, which `soundalike train-notes` plays on random instruments "
+                                    "(a tenth of the works, by a hash of their id, is kept for the benchmark).")
+    sp.add_argument("dataset", choices=["debian-music", "fma", "notes-corpus"], help="which data set")
     sp.add_argument("out", metavar="OUT", help="folder for audio, manifest and the downloaded .debs (fma: the "
                                                "manifest only)")
     sp.add_argument("--fma-root", metavar="DIR", help="fma: the folder of XYZ/XYZABC.mp3 files you downloaded")
@@ -229,6 +261,9 @@ def register(sub: Any) -> None:
     sp.add_argument("--eval-packages", action="store_true",
                     help="fetch the held-out evaluation packages instead (never trained on)")
     sp.add_argument("--min-seconds", type=float, default=30.0, help="shortest track kept (default 30)")
+    sp.add_argument("--works", type=int, default=120, help="notes-corpus: works per collection (default 120)")
+    sp.add_argument("--budget-seconds", type=float, default=300.0,
+                    help="notes-corpus: stop parsing after this long (default 300; collections take turns)")
     add_common(sp)
     sp.add_argument("--progress", action="store_true", help="progress bar even when not on a terminal")
     sp.set_defaults(func=cmd_datasets)

@@ -50,7 +50,7 @@ COMPOSERS: dict[str, str] = {
 }
 
 # collections stored as a few ABC files holding hundreds of tunes each
-_OPUS_COLLECTIONS = frozenset({"essenFolksong", "oneills1850"})
+OPUS_COLLECTIONS = frozenset({"essenFolksong", "oneills1850"})
 _SCORE_SUFFIXES = frozenset({".mxl", ".xml", ".musicxml", ".krn", ".abc", ".mid", ".midi"})
 
 #: Named ensembles: parts (highest first) take these General MIDI programs in turn.
@@ -155,7 +155,7 @@ class _Task:
     n_tunes: int  # tunes taken from an opus file (1 for single works)
 
 
-def _corpus_paths(collection: str) -> list[Path]:
+def corpus_paths(collection: str) -> list[Path]:
     from music21 import corpus
 
     paths = [Path(p) for p in corpus.getComposer(collection)]
@@ -166,12 +166,12 @@ def plan_tasks(config: DemoCorpusConfig) -> list[_Task]:
     """Choose the works, deterministically for ``config.seed``."""
     tasks: list[_Task] = []
     for coll in config.collections:
-        paths = _corpus_paths(coll)
+        paths = corpus_paths(coll)
         if not paths:
             continue
         rng = random.Random(f"{config.seed}:{coll}")
         n = config.works_per_collection
-        if coll in _OPUS_COLLECTIONS:
+        if coll in OPUS_COLLECTIONS:
             # ABC files of hundreds of tunes: parse one file (two for large requests)
             files = rng.sample(paths, min(len(paths), max(1, math.ceil(n / 50))))
             share = [n // len(files) + (1 if i < n % len(files) else 0) for i in range(len(files))]
@@ -192,7 +192,7 @@ def _slug(text: str, limit: int = 60) -> str:
     return (s or "work")[:limit]
 
 
-def _midi_events(midi_bytes: bytes, max_seconds: float) -> tuple[list[tuple[float, Any]], float | None]:
+def midi_events(midi_bytes: bytes, max_seconds: float) -> tuple[list[tuple[float, Any]], float | None]:
     """(time_s, message) for channel messages up to ``max_seconds``, and the first tempo in BPM."""
     import mido
 
@@ -321,7 +321,7 @@ def _channels_by_register(events: list[tuple[float, Any]]) -> list[int]:
     return sorted(notes, key=lambda ch: -float(np.mean(notes[ch])))
 
 
-def _truncate_score(score: Any, max_seconds: float) -> Any:
+def truncate_score(score: Any, max_seconds: float) -> Any:
     """Keep only the measures that can sound within ``max_seconds``.
 
     music21's MIDI export is slow on long scores (minutes for a quartet
@@ -372,8 +372,8 @@ def _render_task(args: tuple[_Task, DemoCorpusConfig, str, tuple[str, ...]]) -> 
         stem = str(Path(rel_source).with_suffix(""))  # e.g. beethoven/opus18no1/movement3
         work_id = stem + (f"#{number}" if number is not None else "")
         try:
-            mf = midi.translate.streamToMidiFile(_truncate_score(score, cfg.max_seconds))
-            events, tempo = _midi_events(mf.writestr(), cfg.max_seconds)
+            mf = midi.translate.streamToMidiFile(truncate_score(score, cfg.max_seconds))
+            events, tempo = midi_events(mf.writestr(), cfg.max_seconds)
         except Exception as exc:  # ExpanderException on repeats, and others
             skipped[f"expand:{type(exc).__name__}"] += 1
             continue

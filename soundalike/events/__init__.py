@@ -36,11 +36,9 @@ def load_events_model(path: str | Path | None = None) -> EventsModel:
     """The events model at ``path`` (``NAME.safetensors`` + ``NAME.json``), or the shipped one (``None`` or
     ``"default"``); loaded once per process."""
     from soundalike.events.model import load_events_model as _load
+    from soundalike.models.framewise import load_cached
 
-    key = str(Path(path) if path not in (None, "default") else SHIPPED_EVENTS_MODEL)
-    if key not in _MODELS:
-        _MODELS[key] = _load(key)
-    return _MODELS[key]
+    return load_cached(_MODELS, path, SHIPPED_EVENTS_MODEL, _load)
 
 
 def events_model(model: EventsModel | str | Path | None = None) -> EventsModel:
@@ -55,21 +53,13 @@ def detect_events(y: Any, sr: int, *, model: EventsModel | str | Path | None = N
     are done. Silence gives no events."""
     import numpy as np
 
-    from soundalike.audio.io import resample
-    from soundalike.errors import ParameterError
+    from soundalike.audio.io import mono_waveform
     from soundalike.events.decode import Events, decode_events
     from soundalike.events.pieces import DRUM_CLASSES
     from soundalike.limits import SILENT_PEAK
 
     m = events_model(model)
-    y = np.asarray(y, np.float32)
-    if y.ndim == 2:
-        y = y.mean(axis=0)
-    if y.ndim != 1:
-        raise ParameterError(f"a waveform is (samples,) or (channels, samples), got shape {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise ParameterError("the waveform holds NaN or infinite samples")
-    y = resample(y, orig_sr=sr, target_sr=m.frontend.sample_rate)
+    y = mono_waveform(y, sr, m.frontend.sample_rate)
     duration = len(y) / m.frontend.sample_rate
     if len(y) == 0 or float(np.max(np.abs(y))) < SILENT_PEAK:
         drums = "drums" in what

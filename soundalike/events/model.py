@@ -11,7 +11,6 @@ the decoder settings (peak thresholds per output, the tempo range), so inference
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from soundalike.errors import ModelError, ParameterError
+from soundalike.models.framewise import FramewiseModel, chunked_frames, model_stem
 
 FORMAT = "soundalike-events"
 FORMAT_VERSION = 1
@@ -123,17 +123,9 @@ EVENTS_NETS: dict[str, str] = {"events_tcn": "soundalike.events.nets"}
 
 def build_net(name: str, config: dict[str, Any] | None = None) -> Any:
     """A registered events network by name, with ``config`` overriding its defaults."""
-    if name not in EVENTS_NETS:
-        raise ModelError(f"unknown events network {name!r}; registered: {', '.join(EVENTS_NETS)}")
-    import importlib
+    from soundalike.models.framewise import build_registered_net
 
-    cls: Any = importlib.import_module(EVENTS_NETS[name]).NETS[name]
-    known = {f.name for f in fields(cls.Config)}
-    bad = set(config or {}) - known
-    if bad:
-        raise ModelError(f"events network {name!r} has no settings {sorted(bad)}; it has {sorted(known)}")
-    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in (config or {}).items()}
-    return cls(cls.Config(**cfg))
+    return build_registered_net(EVENTS_NETS, name, config, kind="events network")
 
 
 @dataclass
@@ -160,32 +152,16 @@ class DecoderSettings:
         return cls(thresholds=th, **{k: float(v) for k, v in d.items() if k in known})
 
 
-class EventsModel:
+class EventsModel(FramewiseModel):
     """A trained events network with its front-end and decoder settings."""
+
+    format, format_version = FORMAT, FORMAT_VERSION
 
     def __init__(self, net: Any, *, name: str, frontend: EventsFrontend, decoder: DecoderSettings | None = None,
                  metadata: dict[str, Any] | None = None, source: str | None = None) -> None:
-        self.net = net
-        self.name = name
-        self.frontend = frontend
-        self.decoder = decoder or DecoderSettings()
-        self.metadata = dict(metadata or {})
-        self.source = source
+        super().__init__(net, name=name, frontend=frontend, decoder=decoder or DecoderSettings(),
+                         net_name="events_tcn", metadata=metadata, source=source)
         self._features: EventsFeatures | None = None
-
-    @property
-    def fingerprint(self) -> str:
-        """sha256 over the config, front-end, decoder settings and every weight (16 hex digits): what a
-        catalog keeps to know which model made its rhythm rows."""
-        import hashlib
-
-        h = hashlib.sha256()
-        d = self.describe()
-        h.update(json.dumps({k: d[k] for k in ("net", "config", "frontend", "decoder")}, sort_keys=True).encode())
-        for key, tensor in sorted(self.net.state_dict().items()):
-            h.update(key.encode())
-            h.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
-        return h.hexdigest()[:16]
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -197,29 +173,6 @@ class EventsModel:
             self._features = EventsFeatures(self.frontend)
         return self._features
 
-    def describe(self) -> dict[str, Any]:
-        from soundalike import __version__
-
-        cfg = asdict(self.net.config)
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "name": self.name, "net": "events_tcn",
-                "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
-                "frontend": self.frontend.to_dict(), "decoder": asdict(self.decoder),
-                "soundalike_version": __version__, "metadata": self.metadata}
-
-    def save(self, path: str | Path) -> Path:
-        """Write ``NAME.safetensors`` + ``NAME.json`` (each atomically); returns the weights' path."""
-        from safetensors.torch import save_file
-
-        from soundalike.models.checkpoint import atomic_write
-
-        stem = Path(path).with_suffix("") if Path(path).suffix in (".safetensors", ".json") else Path(path)
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        atomic_write(stem.with_suffix(".safetensors"), lambda tmp: save_file(state, tmp))
-        text = json.dumps(self.describe(), indent=2)
-        atomic_write(stem.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
-        return stem.with_suffix(".safetensors")
-
     def activations(self, y: np.ndarray, *, chunk_seconds: float = 60.0,
                     progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Frame-wise activations [shape=(len(outputs), frames)] of a mono waveform at the front-end's
@@ -228,25 +181,15 @@ class EventsModel:
         torch = _require_torch()
         fe = self.frontend
         y = np.asarray(y, np.float32) * np.float32(loudness_gain(y, fe))
-        hop = fe.hop_length
-        n_frames = len(y) // hop + 1
-        chunk = max(1, int(chunk_seconds * fe.fps))
-        ctx = int(10 * fe.fps)
-        out = np.zeros((len(self.outputs), n_frames), np.float32)
         self.net.eval()
+
+        def run(seg: np.ndarray) -> np.ndarray:
+            return torch.sigmoid(self.net(self.features(torch.from_numpy(seg)[None])))[0].numpy()
+
         with torch.inference_mode():
-            for a in range(0, n_frames, chunk):
-                b = min(n_frames, a + chunk)
-                lo, hi = max(0, a - ctx), min(n_frames, b + ctx)
-                seg = y[lo * hop: (hi - 1) * hop + 1]
-                if len(seg) < max(fe.n_ffts):  # a very short file: its STFT needs a frame's worth of samples
-                    seg = np.pad(seg, (0, max(fe.n_ffts) - len(seg)))
-                x = self.features(torch.from_numpy(np.ascontiguousarray(seg))[None])
-                act = torch.sigmoid(self.net(x))[0].numpy()  # (outputs, frames of seg)
-                out[:, a:b] = act[:, a - lo: a - lo + (b - a)]
-                if progress is not None:
-                    progress(min(len(y), b * hop) - min(len(y), a * hop))
-        return out
+            return chunked_frames(y, run, hop=fe.hop_length, shape=(len(self.outputs),),
+                                  chunk_frames=int(chunk_seconds * fe.fps), context_frames=int(10 * fe.fps),
+                                  min_samples=max(fe.n_ffts), progress=progress)
 
 
 def load_events_model(path: str | Path) -> EventsModel:
@@ -254,7 +197,7 @@ def load_events_model(path: str | Path) -> EventsModel:
 
     from soundalike.models.checkpoint import load_weights, read_model_json
 
-    stem = Path(path).with_suffix("") if Path(path).suffix in (".safetensors", ".json") else Path(path)
+    stem = model_stem(path)
     wpath = stem.with_suffix(".safetensors")
     desc = read_model_json(stem, fmt=FORMAT, version=FORMAT_VERSION, kind="events model", names_only=True)
     if not wpath.is_file():

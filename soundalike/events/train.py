@@ -11,6 +11,7 @@ with the training fonts; the decoder's peak thresholds are chosen there and stor
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -19,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.errors import ConfigError
 from soundalike.events.kits import installed_kits
 from soundalike.events.model import (
     OUTPUTS,
@@ -30,7 +30,7 @@ from soundalike.events.model import (
     loudness_gain,
 )
 from soundalike.events.pieces import Piece, generate_piece, render_piece
-from soundalike.train.base import Solver, warmup_cosine
+from soundalike.train.base import ModelSolver, warmup_cosine
 
 #: Debian's OPL3 FM font (``apt-get install opl3-soundfont``): a second, very different training timbre set.
 OPL3_SOUNDFONT = Path("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2")
@@ -129,33 +129,6 @@ def make_example(seed: int, *, frontend: EventsFrontend, seconds: float, soundfo
     return y, targets_for(piece, n_frames, frontend.fps)
 
 
-class _Stream:
-    """An endless torch IterableDataset of fresh examples (each worker its own seeds)."""
-
-    def __new__(cls, *args: Any, **kw: Any) -> Any:
-        import torch
-
-        class Stream(torch.utils.data.IterableDataset):
-            def __init__(self, seed0: int, frontend: EventsFrontend, seconds: float, fonts: list[str],
-                         kits: list[str]) -> None:
-                self.seed0, self.frontend, self.seconds, self.fonts, self.kits = seed0, frontend, seconds, fonts, kits
-
-            def __iter__(self) -> Iterator[tuple[Any, Any]]:
-                info = torch.utils.data.get_worker_info()
-                wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-                torch.set_num_threads(1)
-                s = self.seed0 + wid
-                while True:
-                    if s >= VALID_SEED0:
-                        raise ConfigError("the training run has used every training seed")
-                    y, t = make_example(s, frontend=self.frontend, seconds=self.seconds, soundfonts=self.fonts,
-                                        kits=self.kits)
-                    yield torch.from_numpy(y), torch.from_numpy(t)
-                    s += nw
-
-        return Stream(*args, **kw)
-
-
 @dataclass
 class EventsTrainConfig:
     """An events training run."""
@@ -203,13 +176,11 @@ def f_measure(est: np.ndarray, ref: np.ndarray, window: float = 0.05) -> float:
     return 2.0 * hits / max(1, len(est) + len(ref))
 
 
-class EventsSolver(Solver):
+class EventsSolver(ModelSolver):
     desc = "events"
 
     def __init__(self, cfg: EventsTrainConfig, *, log: Callable[[str], None] | None = None) -> None:
-        super().__init__(steps=cfg.steps, seed=cfg.seed, threads=cfg.threads, out=cfg.out,
-                         valid_every=cfg.valid_every, checkpoint_every=cfg.checkpoint_every, log=log)
-        self.cfg = cfg
+        super().__init__(cfg, log=log)
         self.frontend = EventsFrontend.from_dict(cfg.frontend)
         self.fonts = training_soundfonts()
         self.kits = [str(k) for k in installed_kits(split="train")]
@@ -233,25 +204,16 @@ class EventsSolver(Solver):
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: warmup_cosine(s, steps=self.cfg.steps, warmup=self.cfg.warmup, floor=0.02))
         self.pos_weight = torch.tensor(self.cfg.pos_weights[: len(self.net.config.outputs)])[None, :, None]
-        self._loader: Iterator[Any] | None = None
 
-    def _batches(self) -> Iterator[Any]:
-        import torch
-
-        if self._loader is None:
-            # a resumed run continues with seeds it has not seen
-            seed0 = self.seed * 1_000_000 + self.step * self.cfg.batch
-            ds = _Stream(seed0, self.frontend, self.cfg.seconds, self.fonts, self.kits)
-            self._loader = iter(torch.utils.data.DataLoader(ds, batch_size=self.cfg.batch,
-                                                            num_workers=self.cfg.workers,
-                                                            persistent_workers=self.cfg.workers > 0))
-        return self._loader
+    def make_example(self) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
+        return functools.partial(make_example, frontend=self.frontend, seconds=self.cfg.seconds,
+                                 soundfonts=self.fonts, kits=self.kits)
 
     def train_step(self) -> dict[str, float]:
         import torch
 
         self.net.train()
-        y, t = next(self._batches())
+        y, t = next(self.batches(VALID_SEED0))
         x = self.features(y)
         logits = self.net(x)
         n = min(logits.shape[-1], t.shape[-1])
@@ -284,32 +246,18 @@ class EventsSolver(Solver):
     RECALIBRATION_SEED0 = 9_000_000  # the batches that set BatchNorm's statistics before validating and export
 
     def recalibrate(self, batches: int = 16) -> None:
-        """Set every BatchNorm's statistics to their average over ``batches`` fresh training batches with the
-        weights as they are now. The running averages of training lag the weights, and ten residual blocks
-        amplify the lag: at step 1000 hi-hat F fell from 0.75 to 0 in eval mode; recalibrated, 0.75."""
+        """BatchNorm statistics from ``batches`` fresh training batches with the weights as they are now
+        (:meth:`~soundalike.train.base.Solver.recalibrate_batchnorm`)."""
         import torch
 
-        norms = [m for m in self.net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        if not norms:
-            return
-        momenta = [m.momentum for m in norms]
-        self.net.train()
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # a cumulative average
-        drops = [m for m in self.net.modules() if isinstance(m, torch.nn.Dropout)]
-        for d in drops:
-            d.eval()
-        with torch.no_grad():
+        def inputs() -> Iterator[Any]:
             for b in range(batches):
                 seeds = [self.RECALIBRATION_SEED0 + b * self.cfg.batch + i for i in range(self.cfg.batch)]
                 ys = [make_example(s, frontend=self.frontend, seconds=self.cfg.seconds, soundfonts=self.fonts,
-                                   kits=self.kits)[0]
-                      for s in seeds]
-                self.net(self.features(torch.from_numpy(np.stack(ys))))
-        for m, mom in zip(norms, momenta, strict=True):
-            m.momentum = mom
-        self.net.eval()
+                                   kits=self.kits)[0] for s in seeds]
+                yield self.features(torch.from_numpy(np.stack(ys)))
+
+        self.recalibrate_batchnorm(inputs())
 
     def valid(self) -> dict[str, float] | None:
         from soundalike.events.decode import decode_events, pick_peaks
@@ -351,18 +299,9 @@ class EventsSolver(Solver):
         out["f_beat"] = round(best_beat[0], 4)
         return out
 
-    def export(self, path: str | Path | None = None) -> Path:
-        """Recalibrate, choose the decoder's thresholds on the validation pieces, and save the model."""
-        self.history.append({"step": self.step, **(self.valid() or {})})
-        target = Path(path) if path is not None else Path(self.cfg.out) / self.cfg.name
-        return self.model().save(target)
-
 
 def train_events(cfg: EventsTrainConfig, *, progress: bool = False,
                  log: Callable[[str], None] | None = None) -> tuple[EventsSolver, Path]:
     """Train (resuming ``cfg.out``'s checkpoint when there is one), then export the model there."""
-    solver = EventsSolver(cfg, log=log)
-    solver.prepare()
-    solver.resume()
-    solver.run(progress=progress)
-    return solver, solver.export()
+    solver, path = EventsSolver.train_and_export(cfg, progress=progress, log=log)
+    return solver, path

@@ -32,6 +32,7 @@ from soundalike.index.sides import (
     SIDE_TABLES,
     Fingerprints,
     HashCodes,
+    NoteFeatures,
     Rhythm,
     SideTable,
     TagScores,
@@ -78,6 +79,7 @@ class Catalog:
     hash_codes: HashCodes
     tag_scores: TagScores
     rhythm: Rhythm
+    notes: NoteFeatures
 
     def __init__(self, store: Store, encoder: Any, *, shards: int = 0, ray_address: str | None = None) -> None:
         self.store = store
@@ -103,7 +105,7 @@ class Catalog:
     @classmethod
     def create(cls, path: str | Path, *, model: Any = None, fingerprint_model: Any = "default",
                hash_model: Any = None, tag_heads: Any = "default", index: str | IndexSpec = "auto",
-               events_model: Any = None, exist_ok: bool = False) -> Catalog:
+               events_model: Any = None, notes_model: Any = None, exist_ok: bool = False) -> Catalog:
         """Make a new, empty catalog at ``path`` bound to ``model`` (default: the shipped model).
 
         ``fingerprint_model`` (default: the shipped fingerprint model; ``None``:
@@ -113,7 +115,9 @@ class Catalog:
         ``similar(..., hash=True)``. ``tag_heads`` (default: the shipped heads, when they were trained on
         ``model``; ``None``: no tags; or head names/paths) tags every track at index time, in the
         embedding's own encoder pass. ``events_model`` (default ``None``: none; ``"default"``: the shipped
-        events model) keeps tempo and a rhythm descriptor per track (``--where "tempo>120"``). ``index`` picks the vector index: ``auto`` (flat up to 200k tracks,
+        events model) keeps tempo and a rhythm descriptor per track (``--where "tempo>120"``). ``notes_model``
+        (default ``None``: none; ``"default"``: the shipped transcription model) keeps a note feature per track
+        (``similar(..., by="notes")``). ``index`` picks the vector index: ``auto`` (flat up to 200k tracks,
         HNSW above), ``flat``, ``hnsw``, ``ivfpq`` or an :class:`IndexSpec`; it is stored in the catalog.
         """
         from soundalike.models.checkpoint import AudioEncoder
@@ -145,6 +149,10 @@ class Catalog:
             from soundalike.events import load_events_model
 
             chosen["rhythm"] = load_events_model(events_model)
+        if notes_model is not None:
+            from soundalike.transcribe import load_transcription_model
+
+            chosen["notes"] = load_transcription_model(notes_model)
         index_meta = json.dumps(_index_request(index, enc.embed_dim))  # an unknown kind fails before anything is made
         root.mkdir(parents=True, exist_ok=True)
         meta = {
@@ -541,6 +549,15 @@ class Catalog:
         return self.rhythm.enable(load_events_model(events_model), rebuild=rebuild, progress=progress,
                                   max_duration=max_duration)
 
+    def enable_notes(self, notes_model: Any = "default", *, rebuild: bool = False, progress: bool = False,
+                     max_duration: float | None = DEFAULT_MAX_DURATION) -> IndexReport:
+        """Start keeping a note feature per track from ``notes_model`` (default: the shipped transcription
+        model) and transcribe every track that has none yet. ``rebuild`` replaces another model's."""
+        from soundalike.transcribe import load_transcription_model
+
+        return self.notes.enable(load_transcription_model(notes_model), rebuild=rebuild, progress=progress,
+                                 max_duration=max_duration)
+
     def track_rhythm(self, ref: int | str) -> dict[str, Any] | None:
         """A track's stored tempo, tempo confidence, beats per bar, onset rate and rhythm descriptor (None
         when the catalog keeps none for it)."""
@@ -652,5 +669,6 @@ class Catalog:
             "hash_codes": self.hash_codes.info(),
             "tags": self.tag_scores.info(),
             "rhythm": self.rhythm.info(),
+            "notes": self.notes.info(),
             "vector_index": {"asked": self.index_request.get("kind", "auto"), **self.vector_index().spec.to_dict()},
         }

@@ -64,6 +64,7 @@ class IndexReport:
     hashed: int = 0  # tracks that got their hash code (catalogs made with a hash model)
     tagged: int = 0  # tracks already in the catalog that got their missing tag scores
     rhythm: int = 0  # tracks that got their tempo and rhythm descriptor (catalogs that keep them)
+    notes: int = 0  # tracks that got their note feature (catalogs that keep them)
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # not regular files (pipes, devices): never opened
     audio_seconds: float = 0.0

@@ -5,8 +5,8 @@ meta (``{prefix}_model_ref`` / ``_name`` / ``_fingerprint``). It loads that mode
 one that changed; ``enable`` starts keeping the data (or switches to another model with ``rebuild``);
 ``fill`` computes the rows that are missing (a catalog from before the table, an interrupted run); rows are
 written, copied for duplicate files and dropped with their track inside the catalog's transactions; and
-``info`` says what is kept. Fingerprints, hash codes, tags and rhythm (tempo, a rhythm descriptor) are the
-kinds today; the next ones (note features) subclass it the same way: say how to load the model, what identifies it, how a
+``info`` says what is kept. Fingerprints, hash codes, tags, rhythm (tempo, a rhythm descriptor) and note features are the
+kinds today; a new kind subclasses it the same way: say how to load the model, what identifies it, how a
 waveform becomes a value and how a value becomes a row.
 """
 
@@ -626,6 +626,107 @@ class Rhythm(SideTable):
         return ids[keep]
 
 
+class NoteFeatures(SideTable):
+    """Per track, from the transcription model (:mod:`soundalike.transcribe`): its chroma sequence (the pitch
+    classes sounding four times a second, float16), that sequence's summary
+    (:func:`soundalike.transcribe.notes.chroma_feature`) and its note count. ``similar --by notes`` ranks by
+    the summaries' cosine, then re-scores the nearest by how well the sequences line up
+    (:func:`~soundalike.transcribe.notes.alignment_score`): the same work in another arrangement ranks
+    first."""
+
+    prefix, table, columns = "notes", "track_notes", ("n_notes", "feature", "sequence")
+    #: how many nearest by feature are re-scored with their chroma sequences
+    RERANK_DEPTH = 50
+    what, verb, flag, desc, counter = "note features", "transcribed", "--rebuild-notes", "transcribing", "notes"
+    via_encoder = False
+
+    def load(self, ref: str) -> Any:
+        from soundalike.transcribe import load_transcription_model
+
+        return load_transcription_model(ref)
+
+    @classmethod
+    def model_meta(cls, model: Any) -> dict[str, str]:
+        from soundalike.transcribe import SHIPPED_NOTES_MODEL
+
+        ref = "default" if str(model.source) == str(SHIPPED_NOTES_MODEL) else str(model.source)
+        return {"notes_model_fingerprint": cls.identity(model), "notes_model_ref": ref,
+                "notes_model_name": str(model.name)}
+
+    def sample_rate(self, model: Any) -> int:
+        return int(model.frontend.sample_rate)
+
+    def compute(self, model: Any, samples: np.ndarray) -> Any:
+        from soundalike.transcribe import transcribe_waveform
+
+        return transcribe_waveform(samples, self.sample_rate(model), model=model)
+
+    def row(self, model: Any, value: Any) -> tuple[Any, ...]:
+        from soundalike.transcribe.notes import CHROMA_FPS, CHROMA_MAX_SECONDS, chroma_feature
+
+        seq = value.chroma[: int(CHROMA_MAX_SECONDS * CHROMA_FPS)]
+        return len(value.notes), chroma_feature(seq).tobytes(), seq.astype(np.float16).tobytes()
+
+    def add_hint(self) -> str:
+        r = self.store.root
+        return (f"catalog {r} keeps no note features; add them with `soundalike index MUSIC_FOLDER --catalog {r} "
+                "--notes`")
+
+    def rebuild_hint(self) -> str:
+        return (f"re-transcribe with `soundalike index MUSIC_FOLDER --catalog {self.store.root} --notes "
+                "--rebuild-notes`")
+
+    def matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """(track ids [shape=(n,)], chroma summaries [shape=(n, FEATURE_DIM)]) of every transcribed track;
+        cached until the catalog changes."""
+        from soundalike.transcribe.notes import FEATURE_DIM
+
+        def build() -> tuple[np.ndarray, np.ndarray]:
+            rows = self.store.execute("SELECT track_id, feature FROM track_notes ORDER BY track_id").fetchall()
+            ids = np.array([r[0] for r in rows], np.int64)
+            feats = (np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(-1, FEATURE_DIM) if rows
+                     else np.zeros((0, FEATURE_DIM), np.float32))
+            return ids, feats
+
+        return self.cached(build)
+
+    def feature(self, track_id: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """A track's stored (chroma summary, chroma sequence [shape=(frames, 12)]), None when it has none."""
+        row = self.read(track_id)
+        if row is None:
+            return None
+        return np.frombuffer(row[1], np.float32).copy(), np.frombuffer(row[2], np.float16).astype(np.float32).reshape(-1, 12)
+
+    def search(self, feature: np.ndarray, sequence: np.ndarray, *, k: int, exclude: Iterable[int],
+               allow: Iterable[int] | None, tracks: Callable[[list[int]], list[Track]]) -> list[Match]:
+        """The ``k`` tracks whose notes are nearest: the :attr:`RERANK_DEPTH` nearest by the cosine of chroma
+        summaries (``feature``),
+        re-scored as 0.5 x that cosine + 0.5 x how well their chroma sequences line up with ``sequence``
+        (:func:`~soundalike.transcribe.notes.alignment_score`), best first."""
+        from soundalike.transcribe.notes import alignment_score
+
+        if k < 1:
+            raise ParameterError("k must be at least 1")
+        if not self.enabled:
+            raise CatalogError(self.add_hint() + ", then search with --by notes")
+        ids, feats = self.matrix()
+        keep = ~np.isin(ids, np.fromiter((int(i) for i in exclude), np.int64))
+        if allow is not None:
+            keep &= np.isin(ids, np.fromiter((int(i) for i in allow), np.int64))
+        ids, feats = ids[keep], feats[keep]
+        cosines = feats @ np.asarray(feature, np.float32)
+        cands = np.argsort(-cosines, kind="stable")[: max(k, self.RERANK_DEPTH)]
+        scores = {}
+        for i in cands:
+            stored = self.feature(int(ids[i]))
+            align = alignment_score(sequence, stored[1]) if stored is not None else 0.0
+            scores[int(i)] = 0.5 * float(cosines[i]) + 0.5 * align
+        order = sorted(scores, key=lambda i: -scores[i])[:k]
+        by_id = {t.id: t for t in tracks([int(ids[i]) for i in order])}
+        return [Match(rank=n + 1, score=scores[i], track=by_id[int(ids[i])])
+                for n, i in enumerate(order) if int(ids[i]) in by_id]
+
+
 #: The side tables every catalog has, by the attribute a :class:`~soundalike.index.catalog.Catalog` gives them.
 SIDE_TABLES: dict[str, type[SideTable]] = {"fingerprints": Fingerprints, "hash_codes": HashCodes,
-                                           "tag_scores": TagScores, "rhythm": Rhythm}
+                                           "tag_scores": TagScores, "rhythm": Rhythm, "notes": NoteFeatures}

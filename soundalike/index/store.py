@@ -26,7 +26,8 @@ from typing import Any
 
 from soundalike.errors import CatalogCorruptError, CatalogError
 
-SCHEMA_VERSION = 6  # 2: fingerprints; 3: hash_codes; 4: track_tags; 5: listens; 6: track_rhythm (older: upgraded)
+SCHEMA_VERSION = 7  # 2: fingerprints; 3: hash_codes; 4: track_tags; 5: listens; 6: track_rhythm; 7: track_notes
+# (older: upgraded)
 DB_NAME = "catalog.sqlite"
 
 SCHEMA = """
@@ -72,6 +73,12 @@ CREATE TABLE IF NOT EXISTS track_rhythm (
     beats_per_bar INTEGER,
     onset_rate REAL NOT NULL,
     descriptor BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS track_notes (
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    n_notes INTEGER NOT NULL,
+    feature BLOB NOT NULL,
+    sequence BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS listens (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -123,7 +130,7 @@ class Store:
 
     @classmethod
     def open(cls, root: Path) -> Store:
-        """Open the database in ``root``; schemas 1-5 are upgraded in place (their missing tables added)."""
+        """Open the database in ``root``; schemas 1-6 are upgraded in place (their missing tables added)."""
         from soundalike.index.db import connect
 
         db = root / DB_NAME
@@ -138,7 +145,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"{db} is not a readable catalog database ({exc})") from exc
         store = cls(root, conn)
-        if version in (1, 2, 3, 4, 5):
+        if version in (1, 2, 3, 4, 5, 6):
             with store.transaction(bump=False):
                 _create_tables(conn)
                 store.set_meta({"schema_version": str(SCHEMA_VERSION)})

@@ -290,7 +290,11 @@ def load_weights(net: Any, wpath: Path, *, what: str, names_only: bool = False) 
         state = load_file(str(wpath))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"cannot read weights {shown}: {exc}") from exc
-    missing, unexpected = net.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # a tensor of another shape: weights of another configuration
+        detail = str(exc).split("\n\t")[1:2] or [str(exc)]
+        raise ModelError(f"weights {shown} do not fit {what}: {detail[0].strip()}") from exc
     if missing or unexpected:
         raise ModelError(f"weights {shown} do not fit {what}: missing {missing}, unexpected {unexpected}")
     net.eval()

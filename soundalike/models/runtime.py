@@ -102,11 +102,14 @@ def graph_key(parts: Sequence[str]) -> str:
     return h.hexdigest()[:24]
 
 
-def build_graph(fn: Any, owners: Sequence[Any], *, key_parts: Sequence[str], n_mels: int, frames: int,
+def build_graph(fn: Any, owners: Sequence[Any], *, key_parts: Sequence[str], n_mels: int | None = None,
+                frames: int | None = None, shape: Sequence[int | str] | None = None,
                 threads: int | None = None) -> OnnxGraph | None:
     """Export ``fn`` (chunks -> tensor or list of tensors; its weights in the modules ``owners``) to ONNX, or
-    reuse the cached export, and open it in ONNX Runtime. None (and one warning) when that cannot be done:
-    the caller runs the pass in torch."""
+    reuse the cached export, and open it in ONNX Runtime. The input is ``(batch, n_mels, frames)`` chunks, or
+    of ``shape`` (a name for each axis whose size varies: ``("batch", 7, 176, "frames")``). None (and one
+    warning) when that cannot be done: the caller runs the pass in torch."""
+    dims: list[int | str] = list(shape) if shape is not None else ["batch", int(n_mels or 0), int(frames or 0)]
     if not onnx_available():
         _warn_once("missing", "onnxruntime or onnx is not installed: CNN passes run in eager torch, 3-5x slower "
                    "(pip install onnxruntime onnx)")
@@ -120,7 +123,7 @@ def build_graph(fn: Any, owners: Sequence[Any], *, key_parts: Sequence[str], n_m
         with _lock:
             data = path.read_bytes() if path.is_file() else None
             if data is None:
-                data = _export(fn, owners, n_mels=n_mels, frames=frames)
+                data = _export(fn, owners, dims)
                 _store(path, data)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, int(threads or torch.get_num_threads()))
@@ -130,8 +133,8 @@ def build_graph(fn: Any, owners: Sequence[Any], *, key_parts: Sequence[str], n_m
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
         got = session.get_inputs()[0]
-        if got.name != "chunks" or got.shape != ["batch", n_mels, frames]:
-            raise ValueError(f"the cached graph takes {got.name} {got.shape}, not chunks (batch, {n_mels}, {frames})")
+        if got.name != "chunks" or list(got.shape) != dims:
+            raise ValueError(f"the cached graph takes {got.name} {got.shape}, not chunks {dims}")
     except Exception as exc:  # an operator the exporter does not know, a damaged cache file
         path.unlink(missing_ok=True)
         _warn_once(f"export:{key}", f"cannot run this model on ONNX Runtime ({type(exc).__name__}: {exc}); "
@@ -140,34 +143,36 @@ def build_graph(fn: Any, owners: Sequence[Any], *, key_parts: Sequence[str], n_m
     return OnnxGraph(session, len(session.get_outputs()))
 
 
-def _export(fn: Any, owners: Sequence[Any], *, n_mels: int, frames: int) -> bytes:
+def _export(fn: Any, owners: Sequence[Any], dims: list[int | str]) -> bytes:
     """The ONNX bytes of ``fn``, exported in a thread of its own: a caller's ``torch.inference_mode`` (it is
-    per thread) would make the tracer drop the input's name and its dynamic batch axis."""
+    per thread) would make the tracer drop the input's name and its dynamic axes."""
     from concurrent.futures import ThreadPoolExecutor
 
     import onnx
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="soundalike-onnx-export") as pool:
-        data = pool.submit(_trace, fn, owners, n_mels, frames).result()
+        data = pool.submit(_trace, fn, owners, dims).result()
     graph = onnx.load_from_string(data).graph
-    dims = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] if graph.input else []
-    if len(graph.input) != 1 or graph.input[0].name != "chunks" or dims != ["batch", n_mels, frames]:
-        raise ValueError(f"the export's input is not chunks (batch, {n_mels}, {frames})")
+    got = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] if graph.input else []
+    if len(graph.input) != 1 or graph.input[0].name != "chunks" or got != dims:
+        raise ValueError(f"the export's input is not chunks {dims}")
     return data
 
 
-def _trace(fn: Any, owners: Sequence[Any], n_mels: int, frames: int) -> bytes:
+def _trace(fn: Any, owners: Sequence[Any], dims: list[int | str]) -> bytes:
     import io
 
     import torch
 
     module = _as_module(fn, owners)
-    example = torch.zeros(2, n_mels, frames, dtype=torch.float32)
+    # a named (varying) axis gets 2 in the example: the batch, or a time axis of a fully convolutional net
+    example = torch.zeros(*[d if isinstance(d, int) else 2 for d in dims], dtype=torch.float32)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (example,), buf, dynamo=False,  # type: ignore[arg-type]  # a file object works
-                          input_names=["chunks"], dynamic_axes={"chunks": {0: "batch"}}, opset_version=OPSET)
+                          input_names=["chunks"], opset_version=OPSET,
+                          dynamic_axes={"chunks": {i: d for i, d in enumerate(dims) if isinstance(d, str)}})
     return buf.getvalue()
 
 

@@ -389,6 +389,28 @@ def create_app(cfg: ServeConfig) -> Any:
 
         return await with_upload(request, work)
 
+    @app.post("/api/transcribe", tags=["transcription"],
+              openapi_extra=BINARY_BODY)
+    async def transcribe(request: Request, offset: float = Query(0.0, ge=0),
+                         duration: float | None = Query(None, gt=0),
+                         program: int = Query(0, ge=0, le=127)) -> dict[str, Any]:
+        """The notes of the uploaded audio (onset and offset in seconds, MIDI pitch, velocity), and the same
+        notes as a standard MIDI file (``midi_base64``; its track plays General MIDI ``program``)."""
+
+        def work(cat: Catalog, path: Path) -> dict[str, Any]:
+            import base64
+            import time
+
+            from soundalike.tasks.transcribe import transcribe as file_notes
+            from soundalike.transcribe.notes import midi_bytes
+
+            t0 = time.perf_counter()
+            res = file_notes(path, offset=offset, duration=duration, max_duration=cfg.max_duration)
+            midi = base64.b64encode(midi_bytes(res.notes, program=program)).decode("ascii")
+            return {**res.to_dict(), "midi_base64": midi, "seconds": round(time.perf_counter() - t0, 3)}
+
+        return await with_upload(request, work)
+
     @app.post("/api/tag", tags=["tags"],
               openapi_extra=BINARY_BODY)
     async def tag(request: Request, timeline: bool = False, offset: float = Query(0.0, ge=0),

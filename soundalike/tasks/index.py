@@ -29,6 +29,8 @@ class IndexRequest:
     rebuild_tags: bool = False  # replace other heads' tags
     events: Any = None  # keep tempo and rhythm per track: True (the shipped events model) or a model path
     rebuild_events: bool = False  # replace another events model's rows
+    notes: Any = None  # keep a note feature per track: True (the shipped transcription model) or a model path
+    rebuild_notes: bool = False  # replace another transcription model's rows
     index_type: str | None = None  # the vector index to ask for (None: keep / auto)
     max_duration: float | None = DEFAULT_MAX_DURATION
     progress: bool | Callable[[dict[str, Any]], None] = False
@@ -58,6 +60,10 @@ def index_music(req: IndexRequest) -> tuple[IndexReport, Catalog]:
                 enabled.append(catalog.enable_events("default" if req.events is True else req.events,
                                                      rebuild=req.rebuild_events, max_duration=req.max_duration,
                                                      progress=req.progress is True))
+            if req.notes:
+                enabled.append(catalog.enable_notes("default" if req.notes is True else req.notes,
+                                                    rebuild=req.rebuild_notes, max_duration=req.max_duration,
+                                                    progress=req.progress is True))
         except BaseException:
             catalog.close()
             raise
@@ -66,7 +72,8 @@ def index_music(req: IndexRequest) -> tuple[IndexReport, Catalog]:
                                  fingerprint_model=(req.fingerprint_model or "default") if req.fingerprints else None,
                                  hash_model=req.hash_model, tag_heads=None if req.tag_heads == "none" else (heads or "default"),
                                  index=req.index_type or "auto",
-                                 events_model=("default" if req.events is True else req.events) if req.events else None)
+                                 events_model=("default" if req.events is True else req.events) if req.events else None,
+                                 notes_model=("default" if req.notes is True else req.notes) if req.notes else None)
     try:
         rep = catalog.add(req.paths, manifest=req.manifest, prune=req.prune, max_duration=req.max_duration,
                           progress=req.progress, ray=req.ray, ray_address=req.ray_address, ray_workers=req.ray_workers)
@@ -82,5 +89,6 @@ def index_music(req: IndexRequest) -> tuple[IndexReport, Catalog]:
         rep.hashed += extra.hashed
         rep.tagged += extra.tagged
         rep.rhythm += extra.rhythm
+        rep.notes += extra.notes
         rep.failed = extra.failed + rep.failed
     return rep, catalog

@@ -27,23 +27,36 @@ def _as_track_id(query: str | Path | int) -> int | None:
     return None
 
 
+#: What ``similar`` can rank by: how tracks sound (embeddings), their hash codes, or the notes they play.
+SIMILAR_BY: tuple[str, ...] = ("sound", "hash", "notes")
+
+
 def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: float = 0.0,
-            duration: float | None = None, hash: bool = False,
+            duration: float | None = None, hash: bool = False, by: str = "sound",
             where: Sequence[str] | str | None = None, max_duration: float | None = DEFAULT_MAX_DURATION) -> list[Match]:
     """Tracks of ``catalog`` most similar to ``query`` (an audio file or a track id), best first.
 
-    ``hash=True`` ranks by the Hamming distance of the catalog's hash codes. ``where`` (``"tag:piano>0.5"``,
-    several conditions all hold) keeps only the tracks whose stored tags meet it. A file longer than
-    ``max_duration`` seconds is refused; a long one is read in bounded memory.
+    ``by="hash"`` (or ``hash=True``) ranks by the Hamming distance of the catalog's hash codes; ``by="notes"``
+    by the transcription's chroma (a catalog indexed with ``--notes``; see
+    :class:`~soundalike.index.sides.NoteFeatures`): what is played, not how it sounds,
+    so another arrangement of the same work ranks first. ``where`` (``"tag:piano>0.5"``, several conditions
+    all hold) keeps only the tracks whose stored tags meet it. A file longer than ``max_duration`` seconds is
+    refused; a long one is read in bounded memory.
     """
     from soundalike.inference.embed import Embedder
 
     if k < 1:
         raise ParameterError("k must be at least 1")
+    if by not in SIMILAR_BY:
+        raise ParameterError(f"similar ranks by one of {', '.join(SIMILAR_BY)}; got {by!r}")
+    hash = hash or by == "hash"
     allow = catalog.filter_tracks(where) if where else None
     if allow is not None and not len(allow):
         return []
     track_id = _as_track_id(query)
+    if by == "notes":
+        return _similar_by_notes(catalog, query, track_id, k=k, offset=offset, duration=duration, allow=allow,
+                                 max_duration=max_duration)
     if hash:
         hasher = catalog.hasher  # raises if the catalog keeps no hash codes
         if track_id is not None:
@@ -74,6 +87,28 @@ def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: f
     else:  # a long one, on the catalog's grid, window by window in bounded memory
         emb = embedder.embed_file(str(query), offset=offset, duration=duration)
     return rank_file_query(catalog, emb.chunks, k=k, allow=allow, phases=phases)
+
+
+def _similar_by_notes(catalog: Catalog, query: str | Path | int, track_id: int | None, *, k: int, offset: float,
+                      duration: float | None, allow: np.ndarray | None, max_duration: float | None) -> list[Match]:
+    from soundalike.tasks.transcribe import transcribe
+    from soundalike.transcribe.notes import chroma_feature
+
+    side = catalog.notes
+    if not side.enabled:
+        raise ParameterError(side.add_hint() + ", then search with --by notes")
+    if track_id is not None:
+        catalog.track(track_id)  # TrackNotFoundError for an unknown id
+        stored = side.feature(track_id)
+        if stored is None:
+            raise TrackNotFoundError(f"track {track_id} has no note feature yet; run `soundalike index MUSIC_FOLDER "
+                                     f"--catalog {catalog.root} --notes` to transcribe it")
+        (feature, sequence), exclude = stored, [track_id]
+    else:
+        sequence = transcribe(str(query), model=side.model, offset=offset, duration=duration,
+                              max_duration=max_duration).chroma
+        feature, exclude = chroma_feature(sequence), []
+    return side.search(feature, sequence, k=k, exclude=exclude, allow=allow, tracks=catalog.tracks)
 
 
 #: how many song-embedding neighbours of a file query are re-scored with its moments

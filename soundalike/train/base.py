@@ -39,6 +39,29 @@ def warmup_cosine(step: int, *, steps: int, warmup: int, floor: float = 0.0) -> 
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def example_stream(seed0: int, make: Callable[[int], tuple[np.ndarray, np.ndarray]], *, limit: int) -> Any:
+    """An endless torch ``IterableDataset`` of generated examples: ``make(seed)`` -> (input, target) arrays,
+    seeds from ``seed0`` on, each data-loader worker taking every n-th (so none repeats), up to ``limit``
+    (the first seed of the validation range: :class:`ConfigError` when reached). ``make`` must pickle
+    (a module-level function or a ``functools.partial`` of one)."""
+    import torch
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self) -> Any:
+            info = torch.utils.data.get_worker_info()
+            wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+            torch.set_num_threads(1)
+            s = seed0 + wid
+            while True:
+                if s >= limit:
+                    raise ConfigError("the training run has used every training seed")
+                x, t = make(s)
+                yield torch.from_numpy(x), torch.from_numpy(t)
+                s += nw
+
+    return Stream()
+
+
 class Solver:
     """A training run: ``steps`` optimiser steps over the stages above (see the module docstring)."""
 
@@ -98,6 +121,31 @@ class Solver:
         torch.manual_seed(self.seed)
         self.build()
         self.built = True
+
+    def recalibrate_batchnorm(self, inputs: Any) -> None:
+        """Set every BatchNorm's statistics of ``self.net`` to their average over ``inputs`` (network inputs,
+        one batch each) with the weights as they are now, dropout off; then eval mode. Training's running
+        averages lag the weights, and deep residual stacks amplify the lag (the events model's hi-hat F fell
+        from 0.75 to 0 in eval mode at step 1000; recalibrated, 0.75)."""
+        import torch
+
+        norms = [m for m in self.net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            self.net.eval()
+            return
+        momenta = [m.momentum for m in norms]
+        self.net.train()
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average
+        for d in (m for m in self.net.modules() if isinstance(m, torch.nn.Dropout)):
+            d.eval()
+        with torch.no_grad():
+            for x in inputs:
+                self.net(x)
+        for m, mom in zip(norms, momenta, strict=True):
+            m.momentum = mom
+        self.net.eval()
 
     def optimise(self, loss: Any) -> None:
         """Zero the gradients, back-propagate ``loss``, step the optimiser and the scheduler; the step counts."""
@@ -191,3 +239,53 @@ class Solver:
             self.net.eval()
         return {"steps": self.step, "trained_steps": self.step - start,
                 "seconds": round(time.perf_counter() - t0, 1), "last": last, "history": self.history}
+
+
+class ModelSolver(Solver):
+    """A solver whose product is a model with a ``save`` method (:meth:`model`): :meth:`export` validates once
+    more (settings a validation chooses, such as a decoder's thresholds, go into the model) and saves it as
+    ``cfg.out / cfg.name``; :meth:`train_and_export` is the whole run. The events and transcription trainers."""
+
+    def __init__(self, cfg: Any, *, log: Callable[[str], None] | None = None) -> None:
+        """``cfg``: a training config with ``steps``, ``seed``, ``threads``, ``out``, ``valid_every``,
+        ``checkpoint_every``, ``batch``, ``workers`` and ``name``."""
+        super().__init__(steps=cfg.steps, seed=cfg.seed, threads=cfg.threads, out=cfg.out,
+                         valid_every=cfg.valid_every, checkpoint_every=cfg.checkpoint_every, log=log)
+        self.cfg = cfg
+        self._loader: Any = None
+
+    def make_example(self) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
+        """The (picklable) function from a seed to one training example: (input, target)."""
+        raise NotImplementedError
+
+    def batches(self, limit: int) -> Any:
+        """Batches of ``cfg.batch`` fresh examples (:func:`example_stream`, ``cfg.workers`` processes making
+        them); a resumed run continues with seeds it has not seen, below ``limit``."""
+        import torch
+
+        if self._loader is None:
+            seed0 = self.seed * 1_000_000 + self.step * self.cfg.batch
+            ds = example_stream(seed0, self.make_example(), limit=limit)
+            self._loader = iter(torch.utils.data.DataLoader(ds, batch_size=self.cfg.batch, num_workers=self.cfg.workers,
+                                                            persistent_workers=self.cfg.workers > 0))
+        return self._loader
+
+    def model(self) -> Any:
+        """The model as trained so far (its network is ``self.net``)."""
+        raise NotImplementedError
+
+    def export(self, path: str | Path | None = None) -> Path:
+        """Validate (with the final weights), and save the model; returns the weights' path."""
+        self.history.append({"step": self.step, **(self.valid() or {})})
+        target = Path(path) if path is not None else Path(self.cfg.out) / self.cfg.name
+        return Path(self.model().save(target))
+
+    @classmethod
+    def train_and_export(cls, cfg: Any, *, progress: bool = False,
+                         log: Callable[[str], None] | None = None) -> tuple[Any, Path]:
+        """Train (resuming ``cfg.out``'s checkpoint when there is one), then export the model there."""
+        solver = cls(cfg, log=log)
+        solver.prepare()
+        solver.resume()
+        solver.run(progress=progress)
+        return solver, solver.export()

@@ -187,3 +187,31 @@ def test_beats_and_drum_hits_are_drawn_under_the_spectrogram(server):
                                 " if (d[i] > 200 && d[i + 1] > 200 && d[i + 2] > 200) n++; return n; }")
         assert light > 150
         page.screenshot(path=str(ARTIFACTS / "web-events.png"), full_page=True)
+
+
+def test_notes_are_drawn_as_a_piano_roll_and_offered_as_midi(server):
+    from soundalike.audio import save
+    from soundalike.testing.synth import harmonic_notes
+    from soundalike.transcribe.notes import read_midi
+
+    url, _, tmp = server
+    scale = [(0.5 + 0.5 * i, 0.9 + 0.5 * i, p) for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72])]
+    clip = save(tmp / "scale.wav", harmonic_notes(scale, sr=22050, duration=6.0), 22050)
+    with uploaded(url, clip) as page:
+        page.wait_for_selector("#notes-status:has-text('8 notes')", timeout=60_000)
+        canvas = page.locator("#pianoroll")
+        assert canvas.is_visible()
+        # the notes are drawn: violet cells (the roll's colour) on the dark canvas
+        violet = canvas.evaluate("c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+                                 " let n = 0; for (let i = 0; i < d.length; i += 4)"
+                                 " if (d[i + 2] > 150 && d[i + 2] > d[i + 1] + 40) n++; return n; }")
+        assert violet > 100
+        link = page.locator("#midi")
+        assert link.is_visible() and link.get_attribute("download") == "scale.mid"
+        with page.expect_download() as download:
+            link.click()
+        assert download.value.suggested_filename == "scale.mid"
+        midi = tmp / "downloaded.mid"
+        download.value.save_as(midi)
+        assert [n.pitch for n in read_midi(midi)] == [p for _, _, p in scale]
+        page.screenshot(path=str(ARTIFACTS / "web-notes.png"), full_page=True)

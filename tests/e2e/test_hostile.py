@@ -231,6 +231,17 @@ def test_cli_refuses_huge_ids_offsets_and_silence_with_typed_errors(indexed):
         assert r.stderr.startswith("error: ") and words in r.stderr, (args, r.stderr)
     r = _cli("events", folder / "silence.wav", "--json")  # silence is an answer: no events
     assert r.returncode == 0 and json.loads(r.stdout)["beats"] == [], r.stderr
+    for args, words in [  # transcribe too
+        (("transcribe", folder / "pipe.wav"), "named pipe"), (("transcribe", folder / "nan-samples.wav"), "NaN"),
+        (("transcribe", folder / "text.mp3"), "cannot decode"),
+        (("transcribe", folder / "good.wav", "--max-duration", "5"), "--max-duration"),
+        (("transcribe", folder / "good.wav", "--offset", "1e308"), "past the end"),
+    ]:
+        r = _cli(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr)
+        assert r.stderr.startswith("error: ") and words in r.stderr, (args, r.stderr)
+    r = _cli("transcribe", folder / "silence.wav", "--json")  # silence is an answer: no notes
+    assert r.returncode == 0 and json.loads(r.stdout)["notes"] == [], r.stderr
 
 
 def test_every_decoding_command_takes_the_same_max_duration():
@@ -239,7 +250,7 @@ def test_every_decoding_command_takes_the_same_max_duration():
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    for name in ("index", "similar", "identify", "tag", "events", "fingerprints", "serve"):
+    for name in ("index", "similar", "identify", "tag", "events", "transcribe", "fingerprints", "serve"):
         opts = {a.dest: a for a in sub.choices[name]._actions}
         assert opts["max_duration"].default == DEFAULT_MAX_DURATION, name
 
@@ -364,6 +375,9 @@ def test_hostile_uploads_get_typed_answers_without_paths_and_the_server_stays_up
         ev = client.post("/api/events", content=(folder / name).read_bytes())
         assert ev.status_code == (want or ev.status_code) and ev.status_code in (200, 415, 422), (name, ev.text)
         _no_path(ev.text, tmp, app.state.engine.uploads)
+        notes = client.post("/api/transcribe", content=(folder / name).read_bytes())
+        assert notes.status_code in (200, 415, 422) and (want is None or notes.status_code == 200), (name, notes.text)
+        _no_path(notes.text, tmp, app.state.engine.uploads)
         assert client.get("/healthz").json()["status"] == "ok"  # still answering
     short = client.post("/api/similar", content=_wav(synth_track(1, duration=0.3)))
     assert short.status_code == 422 and "at least 0.5 s" in short.json()["detail"]

@@ -179,12 +179,14 @@ def test_killed_index_run_resumes_without_loss_or_duplicates(tmp_path):
 
 
 @pytest.mark.parametrize("version, dropped", [
-    (1, ("fingerprints", "hash_codes", "track_tags", "listens", "track_rhythm")),
-    (2, ("hash_codes", "track_tags", "listens", "track_rhythm")), (3, ("track_tags", "listens", "track_rhythm")),
-    (4, ("listens", "track_rhythm")), (5, ("track_rhythm",))])
+    (1, ("fingerprints", "hash_codes", "track_tags", "listens", "track_rhythm", "track_notes")),
+    (2, ("hash_codes", "track_tags", "listens", "track_rhythm", "track_notes")),
+    (3, ("track_tags", "listens", "track_rhythm", "track_notes")),
+    (4, ("listens", "track_rhythm", "track_notes")), (5, ("track_rhythm", "track_notes")), (6, ("track_notes",))])
 def test_older_catalog_schemas_are_upgraded_in_place(tmp_path, version, dropped):
     """Every older schema (1: no fingerprints, 2: no hash codes, 3: no tags, 4: no listens, 5: no tempo and
-    rhythm) opens as the current one and can then gain what it lacked; its tracks are kept."""
+    rhythm, 6: no note features) opens as the current one and can then gain what it lacked; its tracks are
+    kept."""
     import sqlite3
 
     from soundalike.hashing.data import HASH_FRONTEND
@@ -207,7 +209,7 @@ def test_older_catalog_schemas_are_upgraded_in_place(tmp_path, version, dropped)
     model = hash_model(tiny, name="tiny", label_names=("a", "b"), frontend=HASH_FRONTEND).save(tmp_path / "h")
     cat = Catalog.open(tmp_path / "cat")
     try:
-        assert SCHEMA_VERSION == 6 and cat.info()["schema_version"] == 6 and len(cat) == 1
+        assert SCHEMA_VERSION == 7 and cat.info()["schema_version"] == 7 and len(cat) == 1
         if "fingerprints" in dropped:
             assert cat.enable_fingerprints().fingerprinted == 1
         if "hash_codes" in dropped:
@@ -215,6 +217,7 @@ def test_older_catalog_schemas_are_upgraded_in_place(tmp_path, version, dropped)
         assert cat.enable_tags().tagged == 1 and len(cat.tag_names) == 66
         assert cat.add_listens([("ana", cat.tracks()[0].id, 1.0, 2)]) == 1 and cat.users() == [("ana", 1, 2)]
         assert cat.enable_events().rhythm == 1 and cat.track_rhythm(cat.tracks()[0].id) is not None
+        assert cat.enable_notes().notes == 1 and cat.notes.feature(cat.tracks()[0].id) is not None
     finally:
         cat.close()
 

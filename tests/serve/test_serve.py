@@ -260,3 +260,25 @@ def test_events_of_an_upload(served):
     assert r.status_code == 200 and min(r.json()["beats"]) >= 4.0 and r.json()["onsets"] == []
     r = client.post("/api/events?what=chords", content=_wav(click_track(beats, sr=SR, duration=14.0)))
     assert r.status_code == 422 and "what" in r.json()["detail"]
+
+
+def test_transcribe_an_upload_gives_notes_and_a_midi_file(served, tmp_path):
+    import base64
+
+    from soundalike.testing.synth import harmonic_notes
+    from soundalike.transcribe.notes import read_midi
+
+    client, _, _, _ = served
+    scale = [(0.5 + 0.5 * i, 0.9 + 0.5 * i, p) for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72])]
+    r = client.post("/api/transcribe?program=24", content=_wav(harmonic_notes(scale, sr=SR, duration=5.0)))
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert [n["pitch"] for n in d["notes"]] == [p for _, _, p in scale] and d["n_notes"] == 8
+    assert all(abs(n["onset"] - s[0]) < 0.05 for n, s in zip(d["notes"], scale, strict=True))
+    midi = tmp_path / "x.mid"
+    midi.write_bytes(base64.b64decode(d["midi_base64"]))
+    assert [n.pitch for n in read_midi(midi)] == [p for _, _, p in scale]
+    r = client.post("/api/transcribe?offset=2.45", content=_wav(harmonic_notes(scale, sr=SR, duration=5.0)))
+    assert [n["pitch"] for n in r.json()["notes"]] == [67, 69, 71, 72]
+    assert client.post("/api/transcribe?program=200", content=b"x").status_code == 422
+    assert client.post("/api/transcribe", content=b"not audio at all").status_code in (400, 415, 422)

@@ -68,6 +68,7 @@ async function query(file, trackId) {
     $("timeline").hidden = true;
     $("segments-status").textContent = "";
     events(body);
+    notes(body, file ? file.name : `track-${trackId}`);
     if (file && "excerpt_of" in res && res.duration >= SEGMENT_SECONDS) segments(file);
   } catch (e) {
     $("status").className = "error";
@@ -116,6 +117,49 @@ async function events(body) {
   } catch (e) {
     $("events").hidden = true;
     $("events-status").textContent = `Could not find beats: ${e.message}`;
+  }
+}
+
+// the transcribed notes as a piano roll (pitch up, time across, brighter = louder), and the MIDI file
+function drawPianoRoll(res, width) {
+  const c = $("pianoroll"), pad = 42, h = c.height;
+  c.width = width + pad;
+  const ctx = c.getContext("2d"), total = res.duration || 1;
+  ctx.fillStyle = "#111"; ctx.fillRect(0, 0, c.width, h);
+  const pitches = res.notes.map((n) => n.pitch);
+  const lo = Math.min(...pitches, 60) - 2, hi = Math.max(...pitches, 72) + 2, rowH = h / (hi - lo + 1);
+  ctx.font = "11px sans-serif";
+  for (let p = Math.ceil(lo / 12) * 12; p <= hi; p += 12) {  // a line and a label at every C
+    const y = h - (p - lo + 1) * rowH;
+    ctx.fillStyle = "#333"; ctx.fillRect(pad, y + rowH, width, 1);
+    ctx.fillStyle = "#9ca3af"; ctx.fillText(`C${p / 12 - 1}`, 2, y + rowH);
+  }
+  res.notes.forEach((n) => {
+    const x = pad + (n.onset / total) * width, w = Math.max(1.5, ((n.offset - n.onset) / total) * width);
+    ctx.globalAlpha = 0.35 + 0.65 * (n.velocity / 127);
+    ctx.fillStyle = "#a78bfa";
+    ctx.fillRect(x, h - (n.pitch - lo + 1) * rowH, w, Math.max(1.5, rowH - 0.5));
+  });
+  ctx.globalAlpha = 1;
+}
+
+async function notes(body, name) {
+  $("notes-status").textContent = "Transcribing notes...";
+  $("midi").hidden = true;
+  try {
+    const res = await api("/api/transcribe", {method: "POST", body, headers: {"Content-Type": "application/octet-stream"}});
+    drawPianoRoll(res, $("spectrogram").width);
+    $("pianoroll").hidden = false;
+    $("notes-status").textContent = `${res.n_notes} notes`;
+    const bytes = Uint8Array.from(atob(res.midi_base64), (ch) => ch.charCodeAt(0));
+    const link = $("midi");
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(new Blob([bytes], {type: "audio/midi"}));
+    link.download = `${name.replace(/\.[^.]*$/, "")}.mid`;
+    link.hidden = false;
+  } catch (e) {
+    $("pianoroll").hidden = true;
+    $("notes-status").textContent = `Could not transcribe notes: ${e.message}`;
   }
 }
 
