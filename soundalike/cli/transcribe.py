@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from soundalike.cli.common import add_common, add_excerpt, emit, progress, threads, train_logged
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
+    from soundalike.errors import ParameterError
     from soundalike.tasks.transcribe import transcribe
     from soundalike.transcribe.notes import note_name, write_midi
 
     threads(args)
+    if args.output and os.path.exists(args.output) and os.path.samefile(args.output, args.file):
+        raise ParameterError(f"-o {os.path.basename(args.output)} is the input file; writing the MIDI file there "
+                             "would replace the audio: choose another name, such as OUT.mid")
     bar = None
     if progress(args):
         from tqdm import tqdm

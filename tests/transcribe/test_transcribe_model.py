@@ -127,6 +127,9 @@ def test_cli_transcribe_writes_midi_and_json(tmp_path, capsys):
     assert "C4 ( 60)" in capsys.readouterr().out
     assert main(["transcribe", str(tmp_path / "missing.wav")]) != 0
     assert "missing.wav" in capsys.readouterr().err
+    before = wav.read_bytes()
+    assert main(["transcribe", str(wav), "-o", str(wav)]) == 2  # never writes MIDI over the audio
+    assert "is the input file" in capsys.readouterr().err and wav.read_bytes() == before
 
 
 def test_a_long_file_streams_in_windows_and_keeps_notes_across_their_edges(tmp_path, monkeypatch):
