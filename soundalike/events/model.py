@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 
 from soundalike.errors import ModelError, ParameterError
-from soundalike.models.framewise import FramewiseModel, chunked_frames, model_stem
+from soundalike.models.framewise import (
+    FramewiseModel,
+    chunked_frames,
+    load_model_files,
+    loudness_gain,
+)
 
 FORMAT = "soundalike-events"
 FORMAT_VERSION = 1
@@ -67,19 +72,6 @@ class EventsFrontend:
         if "n_ffts" in d:
             d["n_ffts"] = tuple(int(n) for n in d["n_ffts"])
         return cls(**d)
-
-
-def loudness_gain(y: np.ndarray, frontend: EventsFrontend) -> float:
-    """The factor that brings the 90th percentile of ``y``'s 100 ms frame RMS to ``target_rms`` (capped)."""
-    n = max(1, int(0.1 * frontend.sample_rate))
-    m = len(y) // n
-    if m == 0:
-        rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0
-    else:
-        frames = np.asarray(y[: m * n], np.float64).reshape(m, n)
-        rms = float(np.percentile(np.sqrt(np.mean(frames**2, axis=1)), 90))
-    cap = 10 ** (frontend.max_gain_db / 20)
-    return float(min(frontend.target_rms / max(rms, 1e-12), cap))
 
 
 class EventsFeatures:
@@ -194,16 +186,8 @@ class EventsModel(FramewiseModel):
 
 def load_events_model(path: str | Path) -> EventsModel:
     """Load ``NAME.safetensors`` + ``NAME.json`` (eval mode)."""
-
-    from soundalike.models.checkpoint import load_weights, read_model_json
-
-    stem = model_stem(path)
-    wpath = stem.with_suffix(".safetensors")
-    desc = read_model_json(stem, fmt=FORMAT, version=FORMAT_VERSION, kind="events model", names_only=True)
-    if not wpath.is_file():
-        raise ModelError(f"an events model is NAME.safetensors plus NAME.json; {wpath.name} is missing")
-    net = build_net(str(desc.get("net", "events_tcn")), desc.get("config") or {})
-    load_weights(net, wpath, what="the events network", names_only=True)
+    stem, desc, _, net = load_model_files(path, fmt=FORMAT, version=FORMAT_VERSION, kind="events model",
+                                          nets=EVENTS_NETS, default_net="events_tcn")
     return EventsModel(net, name=str(desc.get("name", stem.name)), frontend=EventsFrontend.from_dict(desc["frontend"]),
                        decoder=DecoderSettings.from_dict(desc.get("decoder")), metadata=desc.get("metadata"),
                        source=str(stem))

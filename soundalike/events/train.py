@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,21 +243,7 @@ class EventsSolver(ModelSolver):
                            metadata={"steps": self.step, "soundfonts": [Path(f).name for f in self.fonts],
                                      "drum_kits": [Path(k).name for k in self.kits]})
 
-    RECALIBRATION_SEED0 = 9_000_000  # the batches that set BatchNorm's statistics before validating and export
-
-    def recalibrate(self, batches: int = 16) -> None:
-        """BatchNorm statistics from ``batches`` fresh training batches with the weights as they are now
-        (:meth:`~soundalike.train.base.Solver.recalibrate_batchnorm`)."""
-        import torch
-
-        def inputs() -> Iterator[Any]:
-            for b in range(batches):
-                seeds = [self.RECALIBRATION_SEED0 + b * self.cfg.batch + i for i in range(self.cfg.batch)]
-                ys = [make_example(s, frontend=self.frontend, seconds=self.cfg.seconds, soundfonts=self.fonts,
-                                   kits=self.kits)[0] for s in seeds]
-                yield self.features(torch.from_numpy(np.stack(ys)))
-
-        self.recalibrate_batchnorm(inputs())
+    recalibration_batches = 16
 
     def valid(self) -> dict[str, float] | None:
         from soundalike.events.decode import decode_events, pick_peaks

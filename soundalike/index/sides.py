@@ -690,19 +690,29 @@ class NoteFeatures(SideTable):
 
         return self.cached(build)
 
+    @staticmethod
+    def _sequence(blob: bytes) -> np.ndarray:
+        return np.frombuffer(blob, np.float16).astype(np.float32).reshape(-1, 12)
+
     def feature(self, track_id: int) -> tuple[np.ndarray, np.ndarray] | None:
         """A track's stored (chroma summary, chroma sequence [shape=(frames, 12)]), None when it has none."""
         row = self.read(track_id)
         if row is None:
             return None
-        return np.frombuffer(row[1], np.float32).copy(), np.frombuffer(row[2], np.float16).astype(np.float32).reshape(-1, 12)
+        return np.frombuffer(row[1], np.float32).copy(), self._sequence(row[2])
+
+    def sequences(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored chroma sequences of ``ids`` (those that have one), read in one query."""
+        qs = ",".join("?" * len(ids))
+        rows = self.store.execute(f"SELECT track_id, sequence FROM track_notes WHERE track_id IN ({qs})",
+                                  [int(i) for i in ids]).fetchall() if ids else []
+        return {int(t): self._sequence(blob) for t, blob in rows}
 
     def search(self, feature: np.ndarray, sequence: np.ndarray, *, k: int, exclude: Iterable[int],
                allow: Iterable[int] | None, tracks: Callable[[list[int]], list[Track]]) -> list[Match]:
         """The ``k`` tracks whose notes are nearest: the :attr:`RERANK_DEPTH` nearest by the cosine of chroma
-        summaries (``feature``),
-        re-scored as 0.5 x that cosine + 0.5 x how well their chroma sequences line up with ``sequence``
-        (:func:`~soundalike.transcribe.notes.alignment_score`), best first."""
+        summaries (``feature``), re-scored as 0.5 x that cosine + 0.5 x how well their chroma sequences line
+        up with ``sequence`` (:func:`~soundalike.transcribe.notes.alignment_score`), best first."""
         from soundalike.transcribe.notes import alignment_score
 
         if k < 1:
@@ -715,16 +725,14 @@ class NoteFeatures(SideTable):
             keep &= np.isin(ids, np.fromiter((int(i) for i in allow), np.int64))
         ids, feats = ids[keep], feats[keep]
         cosines = feats @ np.asarray(feature, np.float32)
-        cands = np.argsort(-cosines, kind="stable")[: max(k, self.RERANK_DEPTH)]
-        scores = {}
-        for i in cands:
-            stored = self.feature(int(ids[i]))
-            align = alignment_score(sequence, stored[1]) if stored is not None else 0.0
-            scores[int(i)] = 0.5 * float(cosines[i]) + 0.5 * align
-        order = sorted(scores, key=lambda i: -scores[i])[:k]
-        by_id = {t.id: t for t in tracks([int(ids[i]) for i in order])}
-        return [Match(rank=n + 1, score=scores[i], track=by_id[int(ids[i])])
-                for n, i in enumerate(order) if int(ids[i]) in by_id]
+        cands = [int(ids[i]) for i in np.argsort(-cosines, kind="stable")[: max(k, self.RERANK_DEPTH)]]
+        cosine = dict(zip((int(i) for i in ids), cosines.tolist(), strict=True))
+        stored = self.sequences(cands)
+        scores = {t: 0.5 * cosine[t] + 0.5 * (alignment_score(sequence, stored[t]) if t in stored else 0.0)
+                  for t in cands}
+        order = sorted(cands, key=lambda t: -scores[t])[:k]
+        by_id = {t.id: t for t in tracks(order)}
+        return [Match(rank=n + 1, score=scores[t], track=by_id[t]) for n, t in enumerate(order) if t in by_id]
 
 
 #: The side tables every catalog has, by the attribute a :class:`~soundalike.index.catalog.Catalog` gives them.

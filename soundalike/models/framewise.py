@@ -8,7 +8,9 @@ in one file pair (``NAME.safetensors`` + ``NAME.json``), run over long audio in 
 - :func:`chunked_frames`: a frame-wise function of a waveform computed chunk by chunk with context either
   side, so memory stays bounded whatever the length;
 - :func:`model_stem`: ``NAME`` of ``NAME``, ``NAME.safetensors`` or ``NAME.json``;
-- :func:`load_cached`: a model file loaded once per process (``None`` or ``"default"``: the shipped one).
+- :func:`load_model_files`: the description and the network of a model file pair, checked;
+- :func:`load_cached`: a model file loaded once per process (``None`` or ``"default"``: the shipped one);
+- :func:`loudness_gain`: the level normalisation both front-ends apply before their spectrograms.
 """
 
 from __future__ import annotations
@@ -38,6 +40,42 @@ def load_cached(cache: dict[str, Any], path: str | Path | None, shipped: Path, l
     if key not in cache:
         cache[key] = load(key)
     return cache[key]
+
+
+def loudness_gain(y: np.ndarray, frontend: Any) -> float:
+    """The factor that brings the 90th percentile of ``y``'s 100 ms frame RMS to ``frontend.target_rms``, at
+    most ``frontend.max_gain_db`` (so hiss is not lifted to music's level); ``frontend`` also names its
+    ``sample_rate``."""
+    n = max(1, int(0.1 * frontend.sample_rate))
+    m = len(y) // n
+    if m == 0:
+        rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0
+    else:
+        frames = np.asarray(y[: m * n], np.float64).reshape(m, n)
+        rms = float(np.percentile(np.sqrt(np.mean(frames**2, axis=1)), 90))
+    cap = 10 ** (frontend.max_gain_db / 20)
+    return float(min(frontend.target_rms / max(rms, 1e-12), cap))
+
+
+def load_model_files(path: str | Path, *, fmt: str, version: int, kind: str, nets: dict[str, str],
+                     default_net: str) -> tuple[Path, dict[str, Any], str, Any]:
+    """Read ``NAME.json`` (of format ``fmt``, at most ``version``) and load ``NAME.safetensors`` into the
+    registered network it names (``nets``; ``default_net`` when it names none), in eval mode. Returns
+    (stem, description, network name, network); errors name the files, not their folder, and say what a
+    ``kind`` ("events model") is made of."""
+    from soundalike.models.checkpoint import load_weights, read_model_json
+
+    stem = model_stem(path)
+    wpath = stem.with_suffix(".safetensors")
+    desc = read_model_json(stem, fmt=fmt, version=version, kind=kind, names_only=True)
+    if not wpath.is_file():
+        article = "an" if kind[:1] in "aeiou" else "a"
+        raise ModelError(f"{article} {kind} is NAME.safetensors plus NAME.json; {wpath.name} is missing")
+    net_name = str(desc.get("net", default_net))
+    net_kind = kind.replace("model", "network")
+    net = build_registered_net(nets, net_name, desc.get("config") or {}, kind=net_kind)
+    load_weights(net, wpath, what=f"the {net_kind}", names_only=True)
+    return stem, desc, net_name, net
 
 
 def build_registered_net(nets: dict[str, str], name: str, config: dict[str, Any] | None, *, kind: str) -> Any:

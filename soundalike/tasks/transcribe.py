@@ -40,24 +40,21 @@ def transcribe(path: str | Path, *, model: Any = None, offset: float = 0.0, dura
     end = 0.0
     windows = decode_windows(path, sr=sr, step=context, extra=int(LOOKAHEAD_SECONDS * sr), offset=offset,
                              duration=duration, max_duration=max_duration, window_seconds=WINDOW_SECONDS)
-    while True:
-        try:
-            start, lo, hi, audio = next(windows)
-        except StopIteration:
-            break
-        except SilentAudioError:  # silence is an answer: no notes
-            span = declared_span(path, offset=offset, duration=duration) or 0.0
-            return Transcription(span, [], m.name, np.zeros((int(span * CHROMA_FPS), 12), np.float32))
-        own = ((hi if hi is not None else start + len(audio.samples)) - lo) / sr
-        part = transcribe_waveform(audio.samples, sr, model=m)
-        if progress is not None:  # this window's own audio (its context and lookahead belong to others)
-            progress(own)
-        t0, t1 = lo / sr, (float("inf") if hi is None else hi / sr)
-        part.shift(start / sr)
-        notes += [n for n in part.notes if t0 <= n.onset < t1]
-        a = int(round((lo - start) / sr * CHROMA_FPS))  # this window's own chroma frames
-        chroma.append(part.chroma[a:] if hi is None else part.chroma[a: a + int(round((hi - lo) / sr * CHROMA_FPS))])
-        end = max(end, start / sr + part.duration)
+    try:
+        for start, lo, hi, audio in windows:
+            part = transcribe_waveform(audio.samples, sr, model=m)
+            if progress is not None:  # this window's own audio (its context and look-ahead belong to others)
+                progress(((hi if hi is not None else start + len(audio.samples)) - lo) / sr)
+            t0, t1 = lo / sr, (float("inf") if hi is None else hi / sr)
+            part.shift(start / sr)
+            notes += [n for n in part.notes if t0 <= n.onset < t1]
+            a = int(round((lo - start) / sr * CHROMA_FPS))  # this window's own chroma frames
+            b = None if hi is None else a + int(round((hi - lo) / sr * CHROMA_FPS))
+            chroma.append(part.chroma[a:b])
+            end = max(end, start / sr + part.duration)
+    except SilentAudioError:  # silence is an answer: no notes
+        span = declared_span(path, offset=offset, duration=duration) or 0.0
+        return Transcription(span, [], m.name, np.zeros((int(span * CHROMA_FPS), 12), np.float32))
     seq = np.concatenate(chroma)[: int(CHROMA_MAX_SECONDS * CHROMA_FPS)] if chroma else np.zeros((0, 12), np.float32)
     result = Transcription(end, sorted(notes, key=lambda n: (n.onset, n.pitch)), m.name, seq)
     if offset:

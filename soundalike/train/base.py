@@ -252,6 +252,7 @@ class ModelSolver(Solver):
         super().__init__(steps=cfg.steps, seed=cfg.seed, threads=cfg.threads, out=cfg.out,
                          valid_every=cfg.valid_every, checkpoint_every=cfg.checkpoint_every, log=log)
         self.cfg = cfg
+        self.features: Any = None  # waveforms (B, samples) -> network inputs; set by ``build``
         self._loader: Any = None
 
     def make_example(self) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
@@ -269,6 +270,24 @@ class ModelSolver(Solver):
             self._loader = iter(torch.utils.data.DataLoader(ds, batch_size=self.cfg.batch, num_workers=self.cfg.workers,
                                                             persistent_workers=self.cfg.workers > 0))
         return self._loader
+
+    #: the seeds of the batches that set BatchNorm's statistics before validating and export, and how many
+    RECALIBRATION_SEED0 = 9_000_000
+    recalibration_batches = 8
+
+    def recalibrate(self) -> None:
+        """BatchNorm statistics from :attr:`recalibration_batches` fresh training batches (seeds of their own)
+        through ``self.features``, with the weights as they are now (:meth:`recalibrate_batchnorm`)."""
+        import torch
+
+        make = self.make_example()
+
+        def inputs() -> Any:
+            for b in range(self.recalibration_batches):
+                seeds = [self.RECALIBRATION_SEED0 + b * self.cfg.batch + i for i in range(self.cfg.batch)]
+                yield self.features(torch.from_numpy(np.stack([make(s)[0] for s in seeds])))
+
+        self.recalibrate_batchnorm(inputs())
 
     def model(self) -> Any:
         """The model as trained so far (its network is ``self.net``)."""

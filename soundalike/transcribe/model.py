@@ -24,7 +24,12 @@ from typing import Any
 import numpy as np
 
 from soundalike.errors import ModelError, ParameterError
-from soundalike.models.framewise import FramewiseModel, chunked_frames, model_stem
+from soundalike.models.framewise import (
+    FramewiseModel,
+    chunked_frames,
+    load_model_files,
+    loudness_gain,
+)
 from soundalike.transcribe.notes import MAX_PITCH, MIN_PITCH
 
 FORMAT = "soundalike-transcription"
@@ -55,11 +60,6 @@ class NotesFrontend:
     @property
     def fps(self) -> float:
         return self.sample_rate / self.hop_length
-
-    @property
-    def n_bands(self) -> int:
-        """Bands of the stacked input: MIN_PITCH to MAX_PITCH."""
-        return N_PITCHES * self.bins_per_semitone
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -105,13 +105,6 @@ def logfreq_filters(fe: NotesFrontend) -> dict[int, np.ndarray]:
         w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
         out[n] = w.astype(np.float32)
     return out
-
-
-def loudness_gain(y: np.ndarray, fe: NotesFrontend) -> float:
-    """The events model's loudness normalisation (:func:`soundalike.events.model.loudness_gain`)."""
-    from soundalike.events.model import loudness_gain as gain
-
-    return gain(y, fe)  # type: ignore[arg-type]  # reads sample_rate, target_rms and max_gain_db only
 
 
 def _lowpass(factor: int, taps_per_factor: int = 16) -> np.ndarray:
@@ -272,17 +265,11 @@ class TranscriptionModel(FramewiseModel):
 
 def load_transcription_model(path: str | Path) -> TranscriptionModel:
     """Load ``NAME.safetensors`` + ``NAME.json`` (eval mode)."""
-    from soundalike.models.checkpoint import load_weights, read_model_json
     from soundalike.transcribe.decode import NoteDecoder
 
-    stem = model_stem(path)
-    wpath = stem.with_suffix(".safetensors")
-    desc = read_model_json(stem, fmt=FORMAT, version=FORMAT_VERSION, kind="transcription model", names_only=True)
-    if not wpath.is_file():
-        raise ModelError(f"a transcription model is NAME.safetensors plus NAME.json; {wpath.name} is missing")
-    net_name = str(desc.get("net", "notes_hcnn"))
-    net = build_net(net_name, desc.get("config") or {})
-    load_weights(net, wpath, what="the transcription network", names_only=True)
+    stem, desc, net_name, net = load_model_files(path, fmt=FORMAT, version=FORMAT_VERSION,
+                                                 kind="transcription model", nets=NOTES_NETS,
+                                                 default_net="notes_hcnn")
     return TranscriptionModel(net, name=str(desc.get("name", stem.name)),
                               frontend=NotesFrontend.from_dict(desc["frontend"]),
                               decoder=NoteDecoder.from_dict(desc.get("decoder")), metadata=desc.get("metadata"),
