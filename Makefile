@@ -17,6 +17,7 @@ help:
 	@echo "make bench  - benchmarks/ingest.py (x-realtime vs a librosa baseline)"
 	@echo "              benchmarks/identify.py needs data/debian-eval and fpcalc: see the README"
 	@echo "              benchmarks/events.py and benchmarks/transcribe.py need fluid-soundfont-gm and their peers: see the README"
+	@echo "              benchmarks/restore.py needs data/debian-eval and noisereduce (the bench extra): see the README"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,7 @@ demo: $(VENV)/.installed
 	$(BIN)/soundalike tag $(DEMO)/corpus/query.mp3 --top 8
 	$(BIN)/soundalike events $(DEMO)/corpus/query.mp3 --limit 8
 	$(BIN)/soundalike transcribe $(DEMO)/corpus/query.mp3 -o $(DEMO)/query.mid --limit 8
+	$(BIN)/soundalike restore $(DEMO)/corpus/query.mp3 -o $(DEMO)/query-restored.mp3
 	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 5 --by notes
 	$(BIN)/soundalike similar $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog -k 5 --where "tag:piano>0.2"
 	$(BIN)/soundalike identify $(DEMO)/corpus/query.mp3 --catalog $(DEMO)/catalog --duration 8

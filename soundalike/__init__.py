@@ -12,6 +12,7 @@ Public API (heavy modules load on first use)::
     tag("song.mp3").top(5)               # "what is this?": tag scores, .timeline per ~1.5 s chunk
     events("song.mp3").tempo             # "what happens when?": onsets, beats, tempo, drum hits
     transcribe("song.mp3").notes         # "which notes?": onset, offset, pitch, velocity (and MIDI files)
+    restore(y, sr)                       # "clean it up": noise out, clipped peaks back (same shape and rate)
     from soundalike.recommend import recommend
     from soundalike.recommend.listens import import_listens
     import_listens(cat, "listens.csv")
@@ -57,6 +58,7 @@ _LAZY = {
     "identify": ("soundalike.tasks.identify", "identify"),
     "events": ("soundalike.events", ""),  # the package, callable: soundalike.events("song.mp3")
     "transcribe": ("soundalike.transcribe", ""),  # the package, callable: soundalike.transcribe("song.mp3")
+    "restore": ("soundalike.restore", ""),  # the package, callable: soundalike.restore(y, sr)
 }
 
 
@@ -91,4 +93,5 @@ __all__ = [
     "identify",
     "events",
     "transcribe",
+    "restore",
 ]

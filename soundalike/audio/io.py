@@ -68,20 +68,21 @@ class AudioInfo:
     channels: int
     codec: str
     tags: dict[str, str] = field(default_factory=dict)
+    bit_rate: int = 0  # bit/s, when the header says (lossy codecs)
 
 
 @dataclass
 class DecodedAudio:
     """A decoded waveform with what was learned while decoding it."""
 
-    samples: np.ndarray  # float32 [shape=(n,)], mono, in [-1, 1]
+    samples: np.ndarray  # float32 [shape=(n,)], mono, in [-1, 1]; decode(mono=False): [shape=(channels, n)]
     sr: int
     info: AudioInfo
     backend: str
 
     @property
     def duration(self) -> float:
-        return len(self.samples) / float(self.sr)
+        return self.samples.shape[-1] / float(self.sr)
 
 
 class _BackendError(Exception):
@@ -229,17 +230,22 @@ def _wav_declared_seconds(fh, sr: int, ctx) -> float | None:
         fh.seek(pos)
 
 
-def _to_mono(frame: Any, planar: bool) -> np.ndarray:
-    """A resampled float frame -> mono float32 [shape=(n,)]: the mean of its channels."""
+def _to_mono(frame: Any, planar: bool, mono: bool = True) -> np.ndarray:
+    """A resampled float frame -> mono float32 [shape=(n,)]: the mean of its channels; with ``mono`` False,
+    every channel [shape=(C, n)]."""
     arr = frame.to_ndarray()  # planar: (C, n); packed: (1, n * C) interleaved
     if planar:
+        if not mono:
+            return arr
         return arr.mean(axis=0) if arr.shape[0] > 1 else arr[0]
     channels = max(1, len(frame.layout.channels))
     arr = arr.reshape(-1, channels)
+    if not mono:
+        return np.ascontiguousarray(arr.T)
     return arr.mean(axis=1) if channels > 1 else arr[:, 0]
 
 
-def _pyav_decode(path: str, offset: float, duration: float | None, max_duration: float | None):
+def _pyav_decode(path: str, offset: float, duration: float | None, max_duration: float | None, mono: bool = True):
     try:
         import av
     except ImportError as exc:  # pragma: no cover - av is a hard dependency
@@ -308,14 +314,14 @@ def _pyav_decode(path: str, offset: float, duration: float | None, max_duration:
                         t0 = frame.time - t_start if frame.time is not None else 0.0
                         skip = max(0, int(round((offset - t0) * native_sr)))
                     for out in resampler.resample(frame):
-                        mono = _to_mono(out, planar)
+                        part = _to_mono(out, planar, mono)
                         if skip:
-                            cut = min(skip, len(mono))
-                            mono = mono[cut:]
+                            cut = min(skip, part.shape[-1])
+                            part = part[..., cut:]
                             skip -= cut
-                        if len(mono):
-                            blocks.append(np.asarray(mono, dtype=np.float32))
-                            have += len(mono)
+                        if part.shape[-1]:
+                            blocks.append(np.asarray(part, dtype=np.float32))
+                            have += part.shape[-1]
                     if want is not None and have >= want:
                         break
                     if max_keep is not None and max_duration is not None and have > max_keep:
@@ -324,14 +330,16 @@ def _pyav_decode(path: str, offset: float, duration: float | None, max_duration:
                 raise
             except Exception as exc:  # corrupt packet mid-stream
                 failure = str(exc) or type(exc).__name__
-            y = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+            channels = max(1, int(ctx.channels or 1))
+            y = (np.concatenate(blocks, axis=-1) if blocks
+                 else np.zeros(0 if mono else (channels, 0), np.float32))
             if want is not None:
-                y = y[:want]
+                y = y[..., :want]
             expected = want / native_sr if want is not None else None
             if declared is not None:
                 rest = max(0.0, declared - offset)
                 expected = rest if expected is None else min(expected, rest)
-            got = len(y) / native_sr
+            got = y.shape[-1] / native_sr
             # a verdict on the file itself, not on this decoder: no fallback would do better
             if failure is not None and (expected is None or got < _TRUNCATED_FRACTION * expected):
                 raise AudioDecodeError(path, f"corrupt audio data after {got:.2f} s ({failure})")
@@ -346,7 +354,8 @@ def _pyav_decode(path: str, offset: float, duration: float | None, max_duration:
 # ---------------------------------------------------------------------- soundfile
 
 
-def _soundfile_decode(path: str, offset: float, duration: float | None, max_duration: float | None):
+def _soundfile_decode(path: str, offset: float, duration: float | None, max_duration: float | None,
+                      mono: bool = True):
     try:
         import soundfile as sf
     except (ImportError, OSError) as exc:
@@ -366,18 +375,20 @@ def _soundfile_decode(path: str, offset: float, duration: float | None, max_dura
                 if not f.seekable():
                     raise _BackendError("the stream cannot seek")
                 if start >= total > 0:
-                    return np.zeros(0, np.float32), sr, info
+                    return np.zeros(0 if mono else (int(f.channels), 0), np.float32), sr, info
                 f.seek(start)
             data = f.read(frames=n, dtype="float32", always_2d=True)
     except (AudioTooLongError, _BackendError):
         raise
     except Exception as exc:
         raise _BackendError(f"not a recognised audio file ({exc})", recognised=False) from exc
+    if not mono:
+        return np.ascontiguousarray(data.T, dtype=np.float32), sr, info
     y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     return np.ascontiguousarray(y, dtype=np.float32), sr, info
 
 
-_Backend = Callable[[str, float, float | None, float | None], tuple[np.ndarray, int, AudioInfo]]
+_Backend = Callable[..., tuple[np.ndarray, int, AudioInfo]]
 #: Decoders in the order they are tried.
 BACKENDS: dict[str, _Backend] = {"pyav": _pyav_decode, "soundfile": _soundfile_decode}
 
@@ -416,8 +427,10 @@ def decode(
     max_duration: float | None = None,
     backends: tuple[str, ...] | None = None,
     require_sound: bool = False,
+    mono: bool = True,
 ) -> DecodedAudio:
-    """Decode ``path`` to a mono float32 waveform, with its container info.
+    """Decode ``path`` to a mono float32 waveform, with its container info (``mono=False``: every channel,
+    ``(channels, samples)``).
 
     ``sr=None`` keeps the native rate. ``offset``/``duration`` (seconds) seek
     instead of decoding the whole file. ``max_duration`` raises
@@ -440,13 +453,13 @@ def decode(
     recognised = False
     for name in backends or tuple(BACKENDS):
         try:
-            y, native_sr, info = BACKENDS[name](p, offset, duration, max_duration)
+            y, native_sr, info = BACKENDS[name](p, offset, duration, max_duration, **({} if mono else {"mono": False}))
         except _BackendError as exc:
             reasons.append(f"{name}: {exc}")
             recognised |= exc.recognised
             continue
         recognised = True
-        if len(y) == 0:
+        if y.shape[-1] == 0:
             if offset > 0 and info.duration is not None and offset >= info.duration:
                 raise AudioDecodeError(
                     p, f"offset {offset:.2f} s is past the end of the audio ({info.duration:.2f} s)"
@@ -458,10 +471,11 @@ def decode(
             raise AudioDecodeError(p, f"{bad} samples are NaN or infinite: the audio data is corrupt (re-export "
                                       "the file as ordinary PCM)")
         if sr is not None and native_sr != sr:
-            y = resample(y, orig_sr=native_sr, target_sr=sr)
+            y = resample(y, orig_sr=native_sr, target_sr=sr) if mono else np.stack(
+                [resample(c, orig_sr=native_sr, target_sr=sr) for c in y])
             native_sr = sr
         if require_sound:
-            check_sound(y, native_sr, p)
+            check_sound(y if mono else y.mean(axis=0), native_sr, p)
         return DecodedAudio(y, native_sr, info, name)
     if not recognised:
         what = "it is a text file" if _looks_like_text(p) else "no decoder recognises its format"
@@ -485,7 +499,8 @@ def declared_span(path: str | Path, *, offset: float = 0.0, duration: float | No
 
 def decode_windows(path: str | Path, *, sr: int, step: int, extra: int, offset: float = 0.0,
                    duration: float | None = None, max_duration: float | None = None,
-                   window_seconds: float = 120.0) -> Iterator[tuple[int, int, int | None, DecodedAudio]]:
+                   window_seconds: float = 120.0, mono: bool = True
+                   ) -> Iterator[tuple[int, int, int | None, DecodedAudio]]:
     """Decode ``path`` in bounded memory: ``(start, lo, hi, audio)`` for consecutive windows.
 
     ``audio`` holds the samples from ``start``; the work of this window is what starts in ``[lo, hi)``
@@ -504,7 +519,7 @@ def decode_windows(path: str | Path, *, sr: int, step: int, extra: int, offset: 
     span = declared_span(path, offset=offset, duration=duration)
     if span is None or span * sr <= per + extra:
         yield 0, 0, None, decode(path, sr=sr, offset=offset, duration=duration, max_duration=max_duration,
-                                 require_sound=True)
+                                 require_sound=True, mono=mono)
         return
     if max_duration is not None and span > max_duration + 1e-6:
         raise too_long(os.fspath(path), span, max_duration)
@@ -514,10 +529,11 @@ def decode_windows(path: str | Path, *, sr: int, step: int, extra: int, offset: 
     while lo < total:
         last = lo + per + extra >= total
         start = max(0, lo - step)
-        audio = decode(path, sr=sr, offset=offset + start / sr, duration=min(lo + per + extra, total) / sr - start / sr)
+        audio = decode(path, sr=sr, offset=offset + start / sr, duration=min(lo + per + extra, total) / sr - start / sr,
+                       mono=mono)
         loud = loud or float(np.max(np.abs(audio.samples))) >= SILENT_PEAK
-        if last and not loud:
-            check_sound(audio.samples, sr, os.fspath(path))  # the whole file was silent
+        if last and not loud:  # the whole file was silent
+            check_sound(audio.samples if mono else audio.samples.mean(axis=0), sr, os.fspath(path))
         yield start, lo, None if last else lo + per, audio
         if last:
             break
@@ -577,8 +593,9 @@ def info(path: str | Path) -> AudioInfo:
             if dur is None and c.duration is not None:  # type: ignore[union-attr]
                 dur = c.duration / 1_000_000.0  # type: ignore[union-attr]
             tags = _clean_tags({**dict(c.metadata), **dict(s.metadata)})
+            rate = int(s.codec_context.bit_rate or s.bit_rate or 0)
             return AudioInfo(p, dur, int(s.codec_context.sample_rate or 0), int(s.codec_context.channels or 0),
-                             str(s.codec_context.name), tags)
+                             str(s.codec_context.name), tags, rate)
     except AudioDecodeError:
         raise
     except Exception as exc:
@@ -589,40 +606,161 @@ def info(path: str | Path) -> AudioInfo:
 
 _PYAV_WRITERS = {  # suffix: (container format, codec, sample format, allowed rate, frame size)
     ".mp3": ("mp3", "libmp3lame", "fltp", None, 1152),
-    ".m4a": ("mp4", "aac", "fltp", 44100, 1024),
-    ".aac": ("adts", "aac", "fltp", 44100, 1024),
+    ".m4a": ("mp4", "aac", "fltp", None, 1024),
+    ".aac": ("adts", "aac", "fltp", None, 1024),
     ".opus": ("ogg", "libopus", "flt", 48000, 960),
 }
 _SOUNDFILE_WRITERS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
 
 
-def save(path: str | Path, y: np.ndarray, sr: int, *, bitrate: int | None = None) -> Path:
-    """Write a mono float32 waveform; the format follows the suffix.
+#: Sample rates the PyAV codecs without a fixed rate take.
+_CODEC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+#: The sample formats soundfile writes WAV and FLAC in, by what the input was (its ``AudioInfo.codec``).
+_PCM_SUBTYPES = {"pcm_s16le": "PCM_16", "pcm_s24le": "PCM_24", "pcm_s32le": "PCM_32", "pcm_f32le": "FLOAT",
+                 "pcm_u8": "PCM_U8", "PCM_16": "PCM_16", "PCM_24": "PCM_24", "FLOAT": "FLOAT"}
 
-    WAV, FLAC and OGG/Vorbis through soundfile; MP3, M4A/AAC and Opus through
-    PyAV (resampled to a rate the codec takes). ``bitrate`` in bit/s for the
-    lossy PyAV codecs (default: the codec's). Written atomically.
-    """
-    p = Path(path)
-    suffix = p.suffix.lower()
-    y = np.clip(np.asarray(y, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    tmp = p.with_name(f".{p.name}.part")
-    try:
-        if suffix in _SOUNDFILE_WRITERS:
+
+def writable_suffixes() -> list[str]:
+    return sorted([*_SOUNDFILE_WRITERS, *_PYAV_WRITERS])
+
+
+class AudioWriter:
+    """Write audio block by block (bounded memory whatever the length): ``channels`` float32 channels at
+    ``sr``, the format by the path's suffix (WAV, FLAC and OGG/Vorbis through soundfile; MP3, M4A/AAC and
+    Opus through PyAV, resampled to a rate the codec takes). ``subtype`` (soundfile's, such as ``PCM_24``)
+    for WAV and FLAC; ``bitrate`` in bit/s for the lossy PyAV codecs. The file appears at ``path`` only when
+    :meth:`close` succeeds (a ``.part`` file beside it until then; removed on failure). A context manager."""
+
+    def __init__(self, path: str | Path, sr: int, *, channels: int = 1, subtype: str | None = None,
+                 bitrate: int | None = None) -> None:
+        self.path = Path(path)
+        self.suffix = self.path.suffix.lower()
+        if self.suffix not in _SOUNDFILE_WRITERS and self.suffix not in _PYAV_WRITERS:
+            raise ParameterError(f"cannot write {self.suffix or 'files without a suffix'!r}; use one of "
+                                 f"{', '.join(writable_suffixes())}")
+        if channels < 1 or channels > 8:
+            raise ParameterError(f"cannot write {channels} channels (1 to 8)")
+        self.sr, self.channels = int(sr), int(channels)
+        self.tmp = self.path.with_name(f".{self.path.name}.part")
+        self._sf: Any = None
+        self._av: Any = None
+        if self.suffix in _SOUNDFILE_WRITERS:
             import soundfile as sf
 
-            fmt, subtype = _SOUNDFILE_WRITERS[suffix]
-            sf.write(str(tmp), y, sr, format=fmt, subtype=subtype)
-        elif suffix in _PYAV_WRITERS:
-            tmp.write_bytes(encode(y, sr, suffix, bitrate=bitrate))
+            fmt, default = _SOUNDFILE_WRITERS[self.suffix]
+            sub = _PCM_SUBTYPES.get(subtype or "", default) if self.suffix != ".ogg" else default
+            if fmt == "FLAC" and sub in ("FLOAT", "PCM_32"):
+                sub = "PCM_24"  # FLAC holds integers up to 24 bits
+            self._sf = sf.SoundFile(str(self.tmp), "w", samplerate=self.sr, channels=self.channels, format=fmt,
+                                    subtype=sub)
         else:
-            raise ParameterError(f"cannot write {suffix!r} files; use one of "
-                                 f"{', '.join(sorted([*_SOUNDFILE_WRITERS, *_PYAV_WRITERS]))}")
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return p
+            import av
+
+            container_fmt, codec, sample_fmt, rate, self._frame = _PYAV_WRITERS[self.suffix]
+            self.rate = rate or (self.sr if self.sr in _CODEC_RATES else 44100)
+            self._sample_fmt = sample_fmt
+            self.layout = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels}c")
+            self._fh = open(self.tmp, "wb")
+            self._av = av.open(self._fh, "w", format=container_fmt)
+            self._stream: Any = self._av.add_stream(codec, rate=self.rate, layout=self.layout)
+            if bitrate:
+                self._stream.bit_rate = int(bitrate)
+            self._pending = np.zeros((self.channels, 0), np.float32)
+            self._pts = 0
+            self._resampler: Any = None
+            if self.rate != self.sr:
+                import soxr
+
+                self._resampler = soxr.ResampleStream(self.sr, self.rate, self.channels, dtype="float32",
+                                                      quality="HQ")
+
+    def __enter__(self) -> AudioWriter:
+        return self
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, y: np.ndarray) -> None:
+        """Append samples: ``(n,)`` for one channel or ``(channels, n)``; clipped to [-1, 1]."""
+        x = np.asarray(y, np.float32)
+        x = x[None] if x.ndim == 1 else x
+        if x.shape[0] != self.channels:
+            raise ParameterError(f"this writer takes {self.channels} channels, got {x.shape[0]}")
+        x = np.clip(x, -1.0, 1.0)
+        if self._sf is not None:
+            self._sf.write(np.ascontiguousarray(x.T))
+            return
+        if self._resampler is not None:
+            x = np.ascontiguousarray(self._resampler.resample_chunk(np.ascontiguousarray(x.T)).T)
+        self._encode(x, last=False)
+
+    def _encode(self, x: np.ndarray, *, last: bool) -> None:
+        import av
+
+        buf = np.concatenate([self._pending, x], axis=1)
+        if last and buf.shape[1] % self._frame:
+            buf = np.pad(buf, ((0, 0), (0, -buf.shape[1] % self._frame)))
+        whole = buf.shape[1] // self._frame * self._frame
+        for i in range(0, whole, self._frame):
+            block = buf[:, i: i + self._frame]
+            if self._sample_fmt == "flt":  # packed: one plane of interleaved samples
+                block = block.T.reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format=self._sample_fmt,
+                                               layout=self.layout)
+            frame.sample_rate = self.rate
+            frame.pts = self._pts
+            self._pts += self._frame
+            for pkt in self._stream.encode(frame):
+                self._av.mux(pkt)
+        self._pending = buf[:, whole:]
+
+    def close(self) -> Path:
+        """Finish the file and move it into place."""
+        try:
+            if self._sf is not None:
+                self._sf.close()
+            else:
+                if self._resampler is not None:
+                    tail = self._resampler.resample_chunk(np.zeros((0, self.channels), np.float32), last=True)
+                    self._encode(np.ascontiguousarray(np.asarray(tail, np.float32).T), last=True)
+                else:
+                    self._encode(np.zeros((self.channels, 0), np.float32), last=True)
+                for pkt in self._stream.encode(None):
+                    self._av.mux(pkt)
+                self._av.close()
+                self._fh.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        try:
+            if self._sf is not None and not self._sf.closed:
+                self._sf.close()
+            if self._av is not None:
+                try:
+                    self._av.close()
+                except Exception:  # a container that never got a packet
+                    pass
+                self._fh.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+def save(path: str | Path, y: np.ndarray, sr: int, *, bitrate: int | None = None, subtype: str | None = None) -> Path:
+    """Write a float32 waveform, mono ``(n,)`` or ``(channels, n)``; the format follows the suffix
+    (:class:`AudioWriter`). Written atomically."""
+    x = np.asarray(y, dtype=np.float32)
+    x = x.reshape(1, -1) if x.ndim != 2 else x
+    with AudioWriter(path, sr, channels=x.shape[0], bitrate=bitrate, subtype=subtype) as w:
+        w.write(x)
+    return Path(path)
 
 
 def encode(y: np.ndarray, sr: int, fmt: str = ".mp3", *, bitrate: int | None = None) -> bytes:
@@ -631,32 +769,18 @@ def encode(y: np.ndarray, sr: int, fmt: str = ".mp3", *, bitrate: int | None = N
     The waveform is resampled to a rate the codec takes when needed;
     ``bitrate`` is in bit/s (default: the codec's).
     """
-    import av
+    import tempfile
 
     key = fmt.lower() if fmt.startswith(".") else f".{fmt.lower()}"
     if key not in _PYAV_WRITERS:
         raise ParameterError(f"cannot encode {fmt!r}; use one of {', '.join(sorted(_PYAV_WRITERS))}")
-    container_fmt, codec, sample_fmt, rate, frame_size = _PYAV_WRITERS[key]
-    if rate is None:
-        rate = sr if sr in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000) else 44100
+    # AAC at 44.1 kHz whatever the input (what augmentations have always heard)
+    rate = 44100 if key in (".m4a", ".aac") else _PYAV_WRITERS[key][3] or (sr if sr in _CODEC_RATES else 44100)
     x = resample(np.clip(np.asarray(y, dtype=np.float32).reshape(-1), -1.0, 1.0), orig_sr=sr, target_sr=rate)
-    buf = io.BytesIO()
-    with av.open(buf, "w", format=container_fmt) as out:
-        stream: Any = out.add_stream(codec, rate=rate, layout="mono")
-        if bitrate:
-            stream.bit_rate = int(bitrate)
-        pad = (-len(x)) % frame_size
-        x = np.concatenate([x, np.zeros(pad, np.float32)])
-        for i in range(0, len(x), frame_size):
-            block = x[i : i + frame_size][None, :]
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format=sample_fmt, layout="mono")
-            frame.sample_rate = rate
-            frame.pts = i
-            for pkt in stream.encode(frame):
-                out.mux(pkt)
-        for pkt in stream.encode(None):
-            out.mux(pkt)
-    return buf.getvalue()
+    with tempfile.TemporaryDirectory(prefix="soundalike-encode-") as tmp:
+        path = Path(tmp) / f"audio{key}"
+        save(path, x, rate, bitrate=bitrate)
+        return path.read_bytes()
 
 
 def decode_bytes(data: bytes, *, sr: int | None) -> np.ndarray:

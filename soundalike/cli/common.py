@@ -7,7 +7,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from soundalike.errors import SoundalikeError
@@ -49,6 +50,27 @@ def threads(args: argparse.Namespace) -> None:
 def progress(args: argparse.Namespace) -> bool:
     return not getattr(args, "json", False) and not getattr(args, "quiet", False) and sys.stderr.isatty() or bool(
         getattr(args, "progress", False))
+
+
+@contextmanager
+def audio_progress(args: argparse.Namespace, desc: str) -> Iterator[Callable[[float], None]]:
+    """A progress bar counting seconds of audio done (when :func:`progress` wants one); yields the
+    ``progress(seconds)`` callback the file tasks take, and closes the bar however the work ends."""
+    bar = None
+    if progress(args):
+        from tqdm import tqdm
+
+        bar = tqdm(unit="s", desc=desc, dynamic_ncols=True, bar_format="{desc}: {n:.0f} s of audio [{elapsed}]")
+
+    def step(seconds: float) -> None:
+        if bar is not None:
+            bar.update(seconds)
+
+    try:
+        yield step
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def shown(path: str) -> str:

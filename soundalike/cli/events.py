@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from soundalike.cli.common import add_common, add_excerpt, emit, progress, threads, train_logged
+from soundalike.cli.common import (
+    add_common,
+    add_excerpt,
+    audio_progress,
+    emit,
+    threads,
+    train_logged,
+)
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -14,22 +21,9 @@ def cmd_events(args: argparse.Namespace) -> int:
 
     threads(args)
     what = parse_what(args.what)
-    bar = None
-    if progress(args):
-        from tqdm import tqdm
-
-        bar = tqdm(unit="s", desc="events", dynamic_ncols=True, bar_format="{desc}: {n:.0f} s of audio [{elapsed}]")
-
-    def step(seconds: float) -> None:
-        if bar is not None:
-            bar.update(seconds)
-
-    try:
+    with audio_progress(args, "events") as step:
         ev = events(args.file, what=what, model=args.model, offset=args.offset, duration=args.duration,
                     max_duration=args.max_duration, progress=step)
-    finally:
-        if bar is not None:
-            bar.close()
 
     def text() -> None:
         print(f"{ev.duration:.1f} s")

@@ -16,6 +16,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     from soundalike.models.factory import DEFAULT_MODEL, list_pretrained
     from soundalike.models.heads import HEADS, list_shipped_heads
     from soundalike.models.registry import get_encoder_entry, list_encoders
+    from soundalike.restore import SHIPPED_RESTORE_MODEL
+    from soundalike.restore.model import RESTORE_NETS
     from soundalike.transcribe import SHIPPED_NOTES_MODEL
     from soundalike.transcribe.model import NOTES_NETS
 
@@ -29,6 +31,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         "shipped_events_model": SHIPPED_EVENTS_MODEL.name,
         "transcription_nets": sorted(NOTES_NETS),
         "shipped_transcription_model": SHIPPED_NOTES_MODEL.name,
+        "restoration_nets": sorted(RESTORE_NETS),
+        "shipped_restoration_model": SHIPPED_RESTORE_MODEL.name,
     }
 
     def text() -> None:
@@ -44,6 +48,8 @@ def cmd_models(args: argparse.Namespace) -> int:
               f"shipped: {payload['shipped_events_model']}")
         print(f"transcription networks (for `soundalike train-notes`): {', '.join(payload['transcription_nets'])}; "
               f"shipped: {payload['shipped_transcription_model']}")
+        print(f"restoration networks (for `soundalike train-restore`): {', '.join(payload['restoration_nets'])}; "
+              f"shipped: {payload['shipped_restoration_model']}")
 
     emit(args, payload, text)
     return 0

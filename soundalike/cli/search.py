@@ -16,6 +16,7 @@ from soundalike.cli.common import (
     shown,
     threads,
 )
+from soundalike.errors import SoundalikeError
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
@@ -63,9 +64,12 @@ def cmd_identify(args: argparse.Namespace) -> int:
         if catalog.has_fingerprints:
             catalog.window_index(progress=progress(args))  # a stale hashed index is rebuilt here, with a bar
         if args.segments:
+            if args.restore:
+                raise SoundalikeError("--restore cleans up an excerpt; for a long recording, run `soundalike "
+                                      "restore` on it first, then identify --segments the restored file")
             return _segments(args, catalog)
         res = identify(catalog, args.clip, offset=args.offset, duration=args.duration, top=args.top,
-                       max_duration=args.max_duration)
+                       max_duration=args.max_duration, restore=args.restore)
         payload = {**res.to_dict(), "catalog": str(catalog.root)}
 
         def text() -> None:
@@ -152,6 +156,9 @@ def register(sub: Any) -> None:
     add_excerpt(sp, "CLIP")
     sp.add_argument("--top", type=int, default=1, help="also list the next candidates (default 1: the best only)")
     sp.add_argument("--fail-on-no-match", action="store_true", help="exit with status 1 when nothing matches")
+    sp.add_argument("--restore", action="store_true",
+                    help="clean the excerpt up first (noise out, clipped peaks back: see `soundalike restore`); "
+                         "benchmarks/restore.py measures when it helps")
     sp.add_argument("--segments", action="store_true",
                     help="CLIP is a long recording (a mix, a broadcast): list every catalog track heard in it, "
                          "with start and end in the recording, the offset into the track, and the gaps; read "

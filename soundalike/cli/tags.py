@@ -52,7 +52,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         if not args.query:
             raise SoundalikeError("give an audio FILE to tag (or a track id with --catalog; --list-tags lists tags)")
         result = tag_query(args.query, catalog=catalog, heads=args.heads, model=args.model, offset=args.offset,
-                           duration=args.duration, max_duration=args.max_duration)
+                           duration=args.duration, max_duration=args.max_duration, restore=args.restore)
         emit(args, result.to_dict(timeline=args.timeline), lambda: _print_tags(result, args))
     finally:
         if catalog is not None:
@@ -119,6 +119,9 @@ def register(sub: Any) -> None:
     sp.add_argument("--heads", metavar="HEADS", default=None,
                     help="comma-separated head names or paths (default: tags-mtt,instruments-gm)")
     sp.add_argument("--list-tags", action="store_true", help="list the tag names and exit")
+    sp.add_argument("--restore", action="store_true",
+                    help="clean the file up first (noise out, clipped peaks back: see `soundalike restore`); "
+                         "benchmarks/restore.py measures when it helps")
     add_excerpt(sp, "QUERY")
     add_common(sp, catalog=True, model=True, threads=True)
     sp.set_defaults(func=cmd_tag)

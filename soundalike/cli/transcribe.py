@@ -6,7 +6,14 @@ import argparse
 import os
 from typing import Any
 
-from soundalike.cli.common import add_common, add_excerpt, emit, progress, threads, train_logged
+from soundalike.cli.common import (
+    add_common,
+    add_excerpt,
+    audio_progress,
+    emit,
+    threads,
+    train_logged,
+)
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
@@ -18,23 +25,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     if args.output and os.path.exists(args.output) and os.path.samefile(args.output, args.file):
         raise ParameterError(f"-o {os.path.basename(args.output)} is the input file; writing the MIDI file there "
                              "would replace the audio: choose another name, such as OUT.mid")
-    bar = None
-    if progress(args):
-        from tqdm import tqdm
-
-        bar = tqdm(unit="s", desc="transcribing", dynamic_ncols=True,
-                   bar_format="{desc}: {n:.0f} s of audio [{elapsed}]")
-
-    def step(seconds: float) -> None:
-        if bar is not None:
-            bar.update(seconds)
-
-    try:
+    with audio_progress(args, "transcribing") as step:
         result = transcribe(args.file, model=args.model, offset=args.offset, duration=args.duration,
                             max_duration=args.max_duration, progress=step)
-    finally:
-        if bar is not None:
-            bar.close()
     if args.output:
         write_midi(result.notes, args.output, program=args.program)
     out = result.to_dict()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from soundalike.errors import (
@@ -410,6 +410,39 @@ def create_app(cfg: ServeConfig) -> Any:
             return {**res.to_dict(), "midi_base64": midi, "seconds": round(time.perf_counter() - t0, 3)}
 
         return await with_upload(request, work)
+
+    @app.post("/api/restore", tags=["restoration"], openapi_extra=BINARY_BODY,
+              responses={200: {"content": {"audio/*": {}}, "description": "the restored audio"}})
+    async def restore(request: Request, denoise: bool = True, declip: bool = True,
+                      strength: float = Query(1.0, ge=0.0, le=1.0),
+                      format: str = Query("same", pattern="^(same|wav|flac|ogg|mp3|m4a|opus)$")) -> Response:
+        """The uploaded audio cleaned up: noise out (``denoise``) and clipped peaks refilled (``declip``),
+        ``strength`` from 0 (the input) to 1. The answer is the audio itself, at the upload's sample rate and
+        channels, in ``format`` (``same``: the upload's). Headers say what was done: ``X-Restore-Duration``
+        (seconds) and ``X-Restore-Clipped`` (the share of samples that were clipped and refilled)."""
+        if not denoise and not declip:
+            raise HTTPException(422, "nothing to do: ask for denoise, declip or both")
+
+        def work(cat: Catalog, path: Path) -> tuple[bytes, Any]:
+            from soundalike.audio.io import info
+            from soundalike.tasks.restore import restore_file, suffix_for_codec
+
+            suffix = suffix_for_codec(info(path).codec) if format == "same" else f".{format}"
+            dst = path.with_name(path.name + "-restored" + suffix)
+            try:
+                report = restore_file(path, dst, denoise=denoise, declip=declip, strength=strength,
+                                      max_duration=cfg.max_duration)
+                return dst.read_bytes(), report
+            finally:
+                dst.unlink(missing_ok=True)
+
+        data, report = await with_upload(request, work, timeout=cfg.decode_timeout * 4)
+        media = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg",
+                 "m4a": "audio/mp4", "aac": "audio/aac", "opus": "audio/ogg"}[report.format]
+        return Response(data, media_type=media, headers={
+            "X-Restore-Duration": f"{report.duration:.3f}", "X-Restore-Clipped": f"{report.clipped_fraction:.6f}",
+            "X-Restore-Format": report.format,
+            "Content-Disposition": f'attachment; filename="restored.{report.format}"'})
 
     @app.post("/api/tag", tags=["tags"],
               openapi_extra=BINARY_BODY)

@@ -140,9 +140,11 @@ class Tagger:
                          fe.chunk_seconds, hop * fe.hop_length / fe.sample_rate, len(y) / fe.sample_rate, path)
 
     def tag_file(self, path: str | Path, *, offset: float = 0.0, duration: float | None = None,
-                 max_duration: float | None = DEFAULT_MAX_DURATION, hop_frames: int | None = None) -> TagResult:
+                 max_duration: float | None = DEFAULT_MAX_DURATION, hop_frames: int | None = None,
+                 restore: bool = False) -> TagResult:
         """Decode ``path`` (``offset``/``duration`` pick an excerpt) and tag it; long files window by window
-        (bounded memory, the same chunk grid as a whole decode)."""
+        (bounded memory, the same chunk grid as a whole decode). ``restore``: each window is restored
+        (:func:`soundalike.restore.restore_waveform`: noise out, clipped peaks back) before it is tagged."""
         from soundalike.features.mel import chunk_windows
         from soundalike.tagging.data import chunks_at
 
@@ -154,7 +156,12 @@ class Tagger:
             seconds = (start + len(audio.samples)) / fe.sample_rate
             if own is None:
                 continue
-            chunks, first = chunks_at(self.encoder, audio.samples, hop_frames=hop)
+            samples = audio.samples
+            if restore:
+                from soundalike.restore import restore_waveform
+
+                samples = restore_waveform(samples, fe.sample_rate)
+            chunks, first = chunks_at(self.encoder, samples, hop_frames=hop)
             keep = own(len(first))
             _, scores = self.chunk_scores(chunks[keep])
             rows.append(scores)

@@ -72,16 +72,22 @@ def identify_waveform(catalog: Catalog, y: Any, sr: int, *, top: int = 5, query:
 
 
 def identify(catalog: Catalog, query: str | Path, *, offset: float = 0.0, duration: float | None = None,
-             top: int = 5, max_duration: float | None = DEFAULT_MAX_DURATION) -> Identification:
+             top: int = 5, max_duration: float | None = DEFAULT_MAX_DURATION, restore: bool = False) -> Identification:
     """Identify the audio file ``query`` (``offset``/``duration`` pick an excerpt of it; longer than
-    ``max_duration`` seconds is refused)."""
+    ``max_duration`` seconds is refused). ``restore``: the excerpt is cleaned up first (noise out, clipped
+    peaks back: :func:`soundalike.restore.restore_waveform`)."""
     from soundalike.audio.io import decode
 
     t0 = time.perf_counter()
     fp = catalog.fingerprinter
     audio = decode(query, sr=fp.sample_rate, offset=offset, duration=duration, max_duration=max_duration,
                    require_sound=True)
-    res = identify_waveform(catalog, audio.samples, audio.sr, top=top, query=str(query))
+    y = audio.samples
+    if restore:
+        from soundalike.restore import restore_waveform
+
+        y = restore_waveform(y, audio.sr)
+    res = identify_waveform(catalog, y, audio.sr, top=top, query=str(query))
     res.seconds = time.perf_counter() - t0
     return res
 

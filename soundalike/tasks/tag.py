@@ -15,23 +15,26 @@ if TYPE_CHECKING:
 
 def tag_query(query: str, *, catalog: Catalog | None = None, heads: Any = None, model: Any = None,
               offset: float = 0.0, duration: float | None = None,
-              max_duration: float | None = DEFAULT_MAX_DURATION) -> TagResult:
+              max_duration: float | None = DEFAULT_MAX_DURATION, restore: bool = False) -> TagResult:
     """Tags of ``query``. With a ``catalog``: a track id or path gives its stored tags, and an audio file not in
     it is tagged with the catalog's heads. Without: ``query`` is an audio file, tagged with ``heads`` (default:
-    the shipped ones) on ``model``. ``offset``/``duration`` pick an excerpt of a file."""
+    the shipped ones) on ``model``. ``offset``/``duration`` pick an excerpt of a file; ``restore`` cleans a
+    file up first (noise out, clipped peaks back: :func:`soundalike.restore.restore_waveform`)."""
     from soundalike.tagging.tagger import load_tagger
 
     if catalog is not None:
-        try:
-            return catalog.track_tags(query)
-        except TrackNotFoundError:
-            if not os.path.isfile(query):
-                raise
-        return catalog.tagger.tag_file(query, offset=offset, duration=duration, max_duration=max_duration)
+        if not (restore and os.path.isfile(query)):  # a file to restore is tagged, not looked up
+            try:
+                return catalog.track_tags(query)
+            except TrackNotFoundError:
+                if not os.path.isfile(query):
+                    raise
+        return catalog.tagger.tag_file(query, offset=offset, duration=duration, max_duration=max_duration,
+                                       restore=restore)
     if not os.path.exists(query):
         raise SoundalikeError(f"{query} does not exist (a track id needs --catalog DIR)")
     return load_tagger(heads, model=model).tag_file(query, offset=offset, duration=duration,
-                                                    max_duration=max_duration)
+                                                    max_duration=max_duration, restore=restore)
 
 
 def tag_names(*, catalog: Catalog | None = None, heads: Any = None, model: Any = None) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
@@ -215,3 +216,44 @@ def test_notes_are_drawn_as_a_piano_roll_and_offered_as_midi(server):
         download.value.save_as(midi)
         assert [n.pitch for n in read_midi(midi)] == [p for _, _, p in scale]
         page.screenshot(path=str(ARTIFACTS / "web-notes.png"), full_page=True)
+
+
+def test_clean_up_an_upload_and_compare_it_before_and_after(server):
+    import soundfile as sf
+
+    from soundalike.audio import save
+    from soundalike.restore.noises import add_at_snr, make_noise
+
+    url, _, tmp = server
+    sr = 44100
+    t = np.arange(6 * sr) / sr
+    clean = (0.2 * np.sin(2 * np.pi * 330 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t))).astype(np.float32)
+    noisy = add_at_snr(clean, make_noise("hiss", len(clean), sr, np.random.default_rng(0)), 5.0)
+    clip = save(tmp / "hissy.wav", noisy, sr)
+    with uploaded(url, clip) as page:
+        page.wait_for_selector("#results li", timeout=60_000)
+        page.click("#cleanup-btn")
+        page.wait_for_selector("#cleanup-players:not([hidden])", timeout=60_000)
+        assert page.locator("#cleanup-status").inner_text().startswith("Cleaned up")
+        durations = page.evaluate("""async () => {
+            const wait = (a) => a.readyState >= 1 ? a.duration : new Promise((ok) => a.addEventListener('loadedmetadata', () => ok(a.duration)));
+            return [await wait(document.getElementById('before')), await wait(document.getElementById('after'))];
+        }""")
+        assert abs(durations[0] - 6.0) < 0.05 and abs(durations[1] - 6.0) < 0.05
+        # one of the pair plays at a time: starting "after" pauses "before"
+        page.evaluate("document.getElementById('before').muted = true; document.getElementById('after').muted = true")
+        page.evaluate("document.getElementById('before').play()")
+        page.wait_for_function("!document.getElementById('before').paused")
+        page.evaluate("document.getElementById('after').play()")
+        page.wait_for_function("document.getElementById('before').paused && !document.getElementById('after').paused")
+        link = page.locator("#restored")
+        assert link.get_attribute("download") == "hissy-restored.wav"
+        with page.expect_download() as download:
+            link.click()
+        path = tmp / "downloaded.wav"
+        download.value.save_as(path)
+        out, got_sr = sf.read(str(path), dtype="float32")
+        assert got_sr == sr and len(out) == len(noisy)
+        hiss_in = float(np.mean((noisy - clean) ** 2))
+        assert float(np.mean((out - clean) ** 2)) < 0.5 * hiss_in  # the hiss is at least 3 dB down
+        page.screenshot(path=str(ARTIFACTS / "web-cleanup.png"), full_page=True)

@@ -242,6 +242,16 @@ def test_cli_refuses_huge_ids_offsets_and_silence_with_typed_errors(indexed):
         assert r.stderr.startswith("error: ") and words in r.stderr, (args, r.stderr)
     r = _cli("transcribe", folder / "silence.wav", "--json")  # silence is an answer: no notes
     assert r.returncode == 0 and json.loads(r.stdout)["notes"] == [], r.stderr
+    out = Path(folder).parent / "restored.wav"
+    for args, words in [  # restore: a file in, a file out; nothing is written on failure
+        (("restore", folder / "pipe.wav"), "named pipe"), (("restore", folder / "nan-samples.wav"), "NaN"),
+        (("restore", folder / "text.mp3"), "cannot decode"), (("restore", folder / "silence.wav"), "silent"),
+        (("restore", folder / "good.wav", "--max-duration", "5"), "--max-duration"),
+    ]:
+        r = _cli(*args, "-o", out)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr)
+        assert r.stderr.startswith("error: ") and words in r.stderr, (args, r.stderr)
+        assert not out.exists()
 
 
 def test_every_decoding_command_takes_the_same_max_duration():
@@ -250,7 +260,7 @@ def test_every_decoding_command_takes_the_same_max_duration():
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    for name in ("index", "similar", "identify", "tag", "events", "transcribe", "fingerprints", "serve"):
+    for name in ("index", "similar", "identify", "tag", "events", "transcribe", "restore", "fingerprints", "serve"):
         opts = {a.dest: a for a in sub.choices[name]._actions}
         assert opts["max_duration"].default == DEFAULT_MAX_DURATION, name
 
@@ -378,6 +388,10 @@ def test_hostile_uploads_get_typed_answers_without_paths_and_the_server_stays_up
         notes = client.post("/api/transcribe", content=(folder / name).read_bytes())
         assert notes.status_code in (200, 415, 422) and (want is None or notes.status_code == 200), (name, notes.text)
         _no_path(notes.text, tmp, app.state.engine.uploads)
+        clean = client.post("/api/restore", content=(folder / name).read_bytes())
+        assert clean.status_code in (200, 413, 415, 422) and (want is None or clean.status_code == 200), (name, clean.text)
+        if clean.status_code != 200:
+            _no_path(clean.text, tmp, app.state.engine.uploads)
         assert client.get("/healthz").json()["status"] == "ok"  # still answering
     short = client.post("/api/similar", content=_wav(synth_track(1, duration=0.3)))
     assert short.status_code == 422 and "at least 0.5 s" in short.json()["detail"]

@@ -282,3 +282,33 @@ def test_transcribe_an_upload_gives_notes_and_a_midi_file(served, tmp_path):
     assert [n["pitch"] for n in r.json()["notes"]] == [67, 69, 71, 72]
     assert client.post("/api/transcribe?program=200", content=b"x").status_code == 422
     assert client.post("/api/transcribe", content=b"not audio at all").status_code in (400, 415, 422)
+
+
+def test_restore_an_upload_gives_the_audio_back_cleaner_at_its_rate(served):
+    import soundfile as sf
+
+    from soundalike.restore.noises import add_at_snr, make_noise
+    from soundalike.restore.train import si_sdr
+
+    client, app, _, _ = served
+    sr = 32000
+    t = np.arange(4 * sr) / sr
+    clean = (0.2 * np.sin(2 * np.pi * 330 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t))).astype(np.float32)
+    noisy = add_at_snr(clean, make_noise("white", len(clean), sr, np.random.default_rng(0)), 5.0)
+    buf = io.BytesIO()
+    sf.write(buf, np.stack([noisy, noisy]).T, sr, format="FLAC")
+    r = client.post("/api/restore", content=buf.getvalue())
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "audio/flac" and r.headers["x-restore-format"] == "flac"
+    assert float(r.headers["x-restore-duration"]) == pytest.approx(4.0, abs=0.01)
+    out, got_sr = sf.read(io.BytesIO(r.content), dtype="float32")
+    assert got_sr == sr and out.shape == (len(clean), 2)
+    assert si_sdr(out[:, 0], clean) > si_sdr(noisy, clean) + 3.0
+    r = client.post("/api/restore?format=wav&denoise=false", content=_wav(np.clip(3 * noisy, -0.5, 0.5), sr))
+    assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
+    assert float(r.headers["x-restore-clipped"]) > 0.01
+    assert client.post("/api/restore?denoise=false&declip=false", content=_wav(noisy, sr)).status_code == 422
+    assert client.post("/api/restore?format=exe", content=_wav(noisy, sr)).status_code == 422
+    assert client.post("/api/restore?strength=3", content=_wav(noisy, sr)).status_code == 422
+    assert client.post("/api/restore", content=b"not audio at all").status_code in (415, 422)
+    assert list(app.state.engine.uploads.iterdir()) == []

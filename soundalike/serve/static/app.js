@@ -69,6 +69,7 @@ async function query(file, trackId) {
     $("segments-status").textContent = "";
     events(body);
     notes(body, file ? file.name : `track-${trackId}`);
+    offerCleanup(body, file ? file.name : `track-${trackId}`);
     if (file && "excerpt_of" in res && res.duration >= SEGMENT_SECONDS) segments(file);
   } catch (e) {
     $("status").className = "error";
@@ -161,6 +162,57 @@ async function notes(body, name) {
     $("pianoroll").hidden = true;
     $("notes-status").textContent = `Could not transcribe notes: ${e.message}`;
   }
+}
+
+// "clean up": the upload restored by /api/restore, with before and after players (one plays at a time)
+let cleanupBody = null, cleanupName = "";
+function offerCleanup(body, name) {
+  cleanupBody = body; cleanupName = name;
+  for (const id of ["before", "after"]) {
+    const a = $(id);
+    a.pause();
+    if (a.src) URL.revokeObjectURL(a.src);
+    a.removeAttribute("src");
+  }
+  $("cleanup-players").hidden = true;
+  $("cleanup-btn").disabled = false;
+  $("cleanup-status").textContent = "takes noise (hiss, hum, crackle, crowd) out and refills clipped peaks";
+}
+async function cleanup() {
+  if (!cleanupBody) return;
+  const btn = $("cleanup-btn"), status = $("cleanup-status");
+  btn.disabled = true;
+  status.textContent = "Cleaning up...";
+  try {
+    const r = await fetch("/api/restore", {method: "POST", body: cleanupBody, headers: {"Content-Type": "application/octet-stream"}});
+    if (!r.ok) {
+      const err = await r.json().catch(() => ({detail: r.statusText}));
+      throw new Error(err.detail || r.statusText);
+    }
+    const blob = await r.blob(), fmt = r.headers.get("X-Restore-Format") || "wav";
+    const clipped = parseFloat(r.headers.get("X-Restore-Clipped") || "0");
+    $("before").src = URL.createObjectURL(cleanupBody);
+    $("after").src = URL.createObjectURL(blob);
+    const link = $("restored");
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(blob);
+    link.download = `${cleanupName.replace(/\.[^.]*$/, "")}-restored.${fmt}`;
+    $("cleanup-players").hidden = false;
+    status.textContent = clipped > 0 ? `Cleaned up; ${(100 * clipped).toFixed(2)} % of the samples were clipped and refilled` : "Cleaned up";
+  } catch (e) {
+    status.textContent = `Could not clean it up: ${e.message}`;
+  } finally {
+    btn.disabled = false;
+  }
+}
+function setupCleanup() {
+  $("cleanup-btn").addEventListener("click", cleanup);
+  // before and after: playing one pauses the other, at the same place
+  const pair = [$("before"), $("after")];
+  pair.forEach((a, i) => a.addEventListener("play", () => {
+    const other = pair[1 - i];
+    if (!other.paused) { a.currentTime = other.currentTime; other.pause(); }
+  }));
 }
 
 // uploads at least this long are also read as a recording of several catalog tracks
@@ -299,6 +351,7 @@ async function search() {
 
 async function main() {
   setupUpload();
+  setupCleanup();
   $("search").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(search, 200); });
   try {
     const h = await api("/healthz");
