@@ -13,6 +13,7 @@ Public API (heavy modules load on first use)::
     events("song.mp3").tempo             # "what happens when?": onsets, beats, tempo, drum hits
     transcribe("song.mp3").notes         # "which notes?": onset, offset, pitch, velocity (and MIDI files)
     restore(y, sr)                       # "clean it up": noise out, clipped peaks back (same shape and rate)
+    playlist(cat, 3, n=30).tracks        # an instant mix around track 3, each step a small one
     from soundalike.recommend import recommend
     from soundalike.recommend.listens import import_listens
     import_listens(cat, "listens.csv")
@@ -59,6 +60,7 @@ _LAZY = {
     "events": ("soundalike.events", ""),  # the package, callable: soundalike.events("song.mp3")
     "transcribe": ("soundalike.transcribe", ""),  # the package, callable: soundalike.transcribe("song.mp3")
     "restore": ("soundalike.restore", ""),  # the package, callable: soundalike.restore(y, sr)
+    "playlist": ("soundalike.tasks.playlist", "playlist"),
 }
 
 
@@ -94,4 +96,5 @@ __all__ = [
     "events",
     "transcribe",
     "restore",
+    "playlist",
 ]

@@ -18,6 +18,7 @@ from soundalike.cli import (
     events,
     listens,
     models,
+    playlist,
     restore,
     search,
     serve,
@@ -29,7 +30,7 @@ from soundalike.cli.common import EXIT_USAGE
 from soundalike.errors import SoundalikeError
 
 #: The command groups, in the order ``soundalike --help`` lists them.
-GROUPS = (catalog, search, tags, events, transcribe, restore, listens, serve, training, models)
+GROUPS = (catalog, search, tags, events, transcribe, restore, playlist, listens, serve, training, models)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -520,6 +520,25 @@ def create_app(cfg: ServeConfig) -> Any:
 
         return await engine.run(work)
 
+    @app.get("/api/playlist", tags=["recommend"])
+    async def mix(seed_track: int | None = None, user: str | None = None, n: int = Query(30, ge=2, le=200),
+                  max_per: int | None = Query(None, ge=1),
+                  per: str = Query("artist", pattern="^(artist|label|album)$")) -> dict[str, Any]:
+        """An instant mix around ``seed_track`` or ``user``'s taste: ``n`` tracks, each once, at most
+        ``max_per`` per artist/label/album (``per``), in an order where each step is small (``step``: its
+        cost, 1 - cosine of the song embeddings, plus tempo where the catalog keeps it)."""
+
+        def work(cat: Any) -> dict[str, Any]:
+            from soundalike.tasks.playlist import playlist
+
+            d = playlist(cat, seed_track, user=user, n=n, max_per=max_per, per=per).to_dict()
+            rows = {t.id: t for t in cat.tracks([t["id"] for t in d["tracks"]])}
+            d["tracks"] = [{"position": t["position"], "step": t["step"], "track": engine.web_track(rows[t["id"]])}
+                           for t in d["tracks"]]
+            return d
+
+        return await engine.run(work)
+
     @app.get("/api/tracks/{track_id}/audio", tags=["catalog"], response_class=FileResponse)
     async def audio(track_id: int) -> FileResponse:
         """The track's audio file, streamed (HTTP range requests work: seek in the player)."""

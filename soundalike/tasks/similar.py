@@ -43,7 +43,6 @@ def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: f
     all hold) keeps only the tracks whose stored tags meet it. A file longer than ``max_duration`` seconds is
     refused; a long one is read in bounded memory.
     """
-    from soundalike.inference.embed import Embedder
 
     if k < 1:
         raise ParameterError("k must be at least 1")
@@ -76,8 +75,18 @@ def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: f
                 f"{query!r} is neither an audio file nor a track id in catalog {catalog.root}"
             ) from None
         return catalog.search(song, k=k, exclude=[track_id], allow=allow)
+    chunks, phases = embed_query_file(catalog, str(query), offset=offset, duration=duration, max_duration=max_duration)
+    return rank_file_query(catalog, chunks, k=k, allow=allow, phases=phases)
+
+
+def embed_query_file(catalog: Catalog, query: str | Path, *, offset: float = 0.0, duration: float | None = None,
+                     max_duration: float | None = DEFAULT_MAX_DURATION) -> tuple[np.ndarray, int]:
+    """A file query's chunk embeddings with the catalog's encoder, and on how many interleaved grids they lie
+    (:func:`~soundalike.index.scoring.query_grid`: a short query is read on denser chunks); a long file is
+    read window by window in bounded memory. :func:`query_song` pools them into its song embedding."""
     from soundalike.audio.io import declared_span
     from soundalike.index.scoring import query_grid
+    from soundalike.inference.embed import Embedder
 
     span = declared_span(str(query), offset=offset, duration=duration)  # the header says how long
     hop, phases = query_grid(catalog.encoder.frontend, span if span is not None else float("inf"))
@@ -86,7 +95,7 @@ def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: f
         emb = embedder.embed_waveform(embedder.decode(str(query), offset=offset, duration=duration).samples)
     else:  # a long one, on the catalog's grid, window by window in bounded memory
         emb = embedder.embed_file(str(query), offset=offset, duration=duration)
-    return rank_file_query(catalog, emb.chunks, k=k, allow=allow, phases=phases)
+    return emb.chunks, phases
 
 
 def _similar_by_notes(catalog: Catalog, query: str | Path | int, track_id: int | None, *, k: int, offset: float,

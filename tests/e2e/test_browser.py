@@ -257,3 +257,34 @@ def test_clean_up_an_upload_and_compare_it_before_and_after(server):
         hiss_in = float(np.mean((noisy - clean) ** 2))
         assert float(np.mean((out - clean) ** 2)) < 0.5 * hiss_in  # the hiss is at least 3 dB down
         page.screenshot(path=str(ARTIFACTS / "web-cleanup.png"), full_page=True)
+
+
+def test_play_as_a_mix_plays_the_playlist_in_order_and_one_player_at_a_time(server):
+    from soundalike.audio import save
+    from soundalike.audio.io import decode
+
+    url, paths, tmp = server
+    y = decode(paths[1], sr=22050).samples
+    clip = save(tmp / "mix-seed.wav", y[2 * 22050: 8 * 22050], 22050)
+    with uploaded(url, clip) as page:
+        page.wait_for_selector("#results li", timeout=60_000)
+        top = page.locator("#results li").first.get_attribute("data-track-id")
+        page.evaluate("document.querySelectorAll('audio').forEach((a) => { a.muted = true; })")
+        first_result = "document.querySelector('#results li audio')"
+        page.evaluate(f"{first_result}.play()")
+        page.wait_for_function(f"!{first_result}.paused")
+        page.click("#mix-btn")
+        page.wait_for_selector("#mix-list li", timeout=60_000)
+        items = page.locator("#mix-list li")
+        assert items.count() == 4  # every catalog track, once
+        player = "document.getElementById('mix-player')"
+        page.evaluate(f"{player}.muted = true")
+        assert page.evaluate(f"{player}.getAttribute('src')") == f"/api/tracks/{top}/audio"  # the nearest opens
+        page.wait_for_function(f"!{player}.paused && {first_result}.paused")  # one player at a time
+        assert items.first.get_attribute("aria-current") is not None
+        page.evaluate(f"{player}.dispatchEvent(new Event('ended'))")  # a track ends: the next one plays
+        page.wait_for_function("document.querySelectorAll('#mix-list li')[1].hasAttribute('aria-current')")
+        second = page.evaluate(f"{player}.getAttribute('src')")
+        assert second != f"/api/tracks/{top}/audio" and second.startswith("/api/tracks/")
+        assert "Playing 2 of 4" in page.locator("#mix-status").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "web-mix.png"), full_page=True)

@@ -260,7 +260,8 @@ def test_every_decoding_command_takes_the_same_max_duration():
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    for name in ("index", "similar", "identify", "tag", "events", "transcribe", "restore", "fingerprints", "serve"):
+    for name in ("index", "similar", "identify", "tag", "events", "transcribe", "restore", "playlist", "fingerprints",
+                 "serve"):
         opts = {a.dest: a for a in sub.choices[name]._actions}
         assert opts["max_duration"].default == DEFAULT_MAX_DURATION, name
 

@@ -312,3 +312,19 @@ def test_restore_an_upload_gives_the_audio_back_cleaner_at_its_rate(served):
     assert client.post("/api/restore?strength=3", content=_wav(noisy, sr)).status_code == 422
     assert client.post("/api/restore", content=b"not audio at all").status_code in (415, 422)
     assert list(app.state.engine.uploads.iterdir()) == []
+
+
+def test_a_playlist_around_a_track_plays_each_track_once_with_small_steps(served):
+    client, _, paths, _ = served
+    ids = [t["id"] for t in client.get("/api/tracks").json()["tracks"]]
+    r = client.get(f"/api/playlist?seed_track={ids[2]}&n=5")
+    assert r.status_code == 200, r.text
+    d = r.json()
+    got = [t["track"]["id"] for t in d["tracks"]]
+    assert len(got) == 5 and len(set(got)) == 5 and got[0] == ids[2]
+    assert d["tracks"][0]["step"] is None and all(t["step"] >= 0 for t in d["tracks"][1:])
+    assert d["mean_step"] == pytest.approx(sum(t["step"] for t in d["tracks"][1:]) / 4, abs=1e-3)
+    assert all(t["track"]["audio_url"] == f"/api/tracks/{t['track']['id']}/audio" for t in d["tracks"])
+    assert client.get("/api/playlist").status_code == 422  # neither a seed nor a user
+    assert client.get("/api/playlist?seed_track=999999&n=5").status_code == 404
+    assert client.get("/api/playlist?seed_track=1&per=mood").status_code == 422

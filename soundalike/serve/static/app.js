@@ -70,6 +70,7 @@ async function query(file, trackId) {
     events(body);
     notes(body, file ? file.name : `track-${trackId}`);
     offerCleanup(body, file ? file.name : `track-${trackId}`);
+    offerMix(trackId || (res.matches[0] && res.matches[0].id));
     if (file && "excerpt_of" in res && res.duration >= SEGMENT_SECONDS) segments(file);
   } catch (e) {
     $("status").className = "error";
@@ -207,12 +208,58 @@ async function cleanup() {
 }
 function setupCleanup() {
   $("cleanup-btn").addEventListener("click", cleanup);
-  // before and after: playing one pauses the other, at the same place
-  const pair = [$("before"), $("after")];
-  pair.forEach((a, i) => a.addEventListener("play", () => {
-    const other = pair[1 - i];
-    if (!other.paused) { a.currentTime = other.currentTime; other.pause(); }
-  }));
+}
+
+// one player at a time: starting any player pauses the others (before and after: at the same place)
+function setupOnePlayer() {
+  document.addEventListener("play", (e) => {
+    const pair = [$("before"), $("after")], i = pair.indexOf(e.target);
+    for (const a of document.querySelectorAll("audio")) {
+      if (a === e.target || a.paused) continue;
+      if (i >= 0 && a === pair[1 - i]) e.target.currentTime = a.currentTime;
+      a.pause();
+    }
+  }, true);
+}
+
+// "play as a mix": /api/playlist around the current track (or the upload's nearest), played in order
+let mixSeed = null, mixTracks = [], mixAt = 0;
+function offerMix(seed) {
+  mixSeed = seed ?? null;
+  $("mix-btn").hidden = mixSeed === null;
+}
+function playMixAt(i) {
+  if (i < 0 || i >= mixTracks.length) return;
+  mixAt = i;
+  const player = $("mix-player"), t = mixTracks[i].track;
+  player.src = t.audio_url;
+  player.play().catch(() => {});
+  [...$("mix-list").children].forEach((li, k) => li.toggleAttribute("aria-current", k === i));
+  $("mix-status").textContent = `Playing ${i + 1} of ${mixTracks.length}: ${t.title || t.name}`;
+}
+async function playMix() {
+  if (mixSeed === null) return;
+  $("mix").hidden = false;
+  $("mix-status").textContent = "Making a mix...";
+  try {
+    const res = await api(`/api/playlist?seed_track=${encodeURIComponent(mixSeed)}&n=20`);
+    mixTracks = res.tracks;
+    $("mix-list").replaceChildren(...mixTracks.map((m, i) => {
+      const li = document.createElement("li"), b = document.createElement("button");
+      b.type = "button";
+      b.textContent = m.track.title || m.track.name;
+      b.addEventListener("click", () => playMixAt(i));
+      li.append(b);
+      return li;
+    }));
+    playMixAt(0);
+  } catch (e) {
+    $("mix-status").textContent = `Could not make a mix: ${e.message}`;
+  }
+}
+function setupMix() {
+  $("mix-btn").addEventListener("click", playMix);
+  $("mix-player").addEventListener("ended", () => playMixAt(mixAt + 1));
 }
 
 // uploads at least this long are also read as a recording of several catalog tracks
@@ -352,6 +399,8 @@ async function search() {
 async function main() {
   setupUpload();
   setupCleanup();
+  setupOnePlayer();
+  setupMix();
   $("search").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(search, 200); });
   try {
     const h = await api("/healthz");
