@@ -86,9 +86,12 @@ def _has_listens(catalog: Any) -> bool:
 
 
 def recommend(catalog: Any, **kwargs: Any) -> list[Recommendation]:
-    """The ``k`` tracks that best fit ``user``'s listening (or follow ``seed_track``), best first; see
-    :func:`recommend_ranking` for the arguments."""
-    return recommend_ranking(catalog, **kwargs).recommendations
+    """The ``k`` tracks that best fit ``user``'s listening (or follow ``seed_track``), best first, each with
+    its reason; see :func:`recommend_ranking` for the arguments. The list renders as a table in Jupyter
+    (:class:`~soundalike.tasks.display.Recommendations`)."""
+    from soundalike.tasks.display import Recommendations
+
+    return Recommendations.of(recommend_ranking(catalog, **kwargs).recommendations, catalog)
 
 
 def recommend_ranking(catalog: Any, *, user: str | None = None, seed_track: int | None = None, k: int = 20,

@@ -56,6 +56,26 @@ class TagResult:
     def top(self, k: int = 10) -> list[tuple[str, float]]:
         return list(self.scores().items())[:k]
 
+    def to_pandas(self, *, timeline: bool = False) -> Any:
+        """Whole-track scores, one row per tag, best first; ``timeline``: one row per chunk (its start and
+        end in seconds, a column per tag)."""
+        from soundalike.tasks.display import to_frame
+
+        if not timeline:
+            return to_frame([{"tag": t, "score": s} for t, s in self.scores().items()])
+        return to_frame([{"start": float(s), "end": float(s) + self.chunk_seconds,
+                          **{t: float(row[j]) for j, t in enumerate(self.tags)}}
+                         for s, row in zip(self.times, self.timeline, strict=True)])
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from soundalike.tasks.display import bar, table_html
+
+        rows = [[html.escape(t), bar(s, colour="#16a34a")] for t, s in self.top(10)]
+        return table_html(["tag", "score"], rows, f"{self.path or 'audio'}: {self.duration:.1f} s, top 10 of "
+                                                  f"{len(self.tags)} tags")
+
     def to_dict(self, *, timeline: bool = False, top: int | None = None) -> dict[str, Any]:
         scores = self.scores()
         keep = list(scores)[:top] if top else list(scores)

@@ -50,6 +50,24 @@ class Identification:
             return self.candidates[0]
         return None
 
+    def to_pandas(self) -> Any:
+        """One row per candidate: rank, offset, confidence, score, windows, evidence and the track's fields."""
+        from soundalike.tasks.display import to_frame
+
+        return to_frame([c.to_dict() for c in self.candidates])
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from soundalike.tasks.display import bar, player, table_html, track_cell
+
+        m = self.match
+        head = (f"{html.escape(self.query)}: " + (f"{html.escape(m.track.display_name)} at {m.offset:.1f} s"
+                                                   if m else f"no match (threshold {self.threshold:.2f})"))
+        rows = [[str(c.rank), f"{c.offset:.1f} s", bar(c.confidence), track_cell(c.track), player(c.track)]
+                for c in self.candidates]
+        return table_html(["#", "offset", "confidence", "track", "listen"], rows, head)
+
     def to_dict(self) -> dict[str, Any]:
         m = self.match
         return {"query": self.query, "duration": round(self.duration, 3), "matched": m is not None,

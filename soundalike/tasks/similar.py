@@ -15,6 +15,7 @@ from soundalike.limits import DEFAULT_MAX_DURATION
 
 if TYPE_CHECKING:
     from soundalike.index.catalog import Catalog, Match
+    from soundalike.tasks.display import Matches
     from soundalike.tasks.identify import IdentifyMatch
 
 
@@ -33,8 +34,9 @@ SIMILAR_BY: tuple[str, ...] = ("sound", "hash", "notes")
 
 def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: float = 0.0,
             duration: float | None = None, hash: bool = False, by: str = "sound",
-            where: Sequence[str] | str | None = None, max_duration: float | None = DEFAULT_MAX_DURATION) -> list[Match]:
-    """Tracks of ``catalog`` most similar to ``query`` (an audio file or a track id), best first.
+            where: Sequence[str] | str | None = None, max_duration: float | None = DEFAULT_MAX_DURATION) -> Matches:
+    """Tracks of ``catalog`` most similar to ``query`` (an audio file or a track id), best first: a list of
+    :class:`~soundalike.index.rows.Match` that renders as a table in Jupyter (:class:`Matches`).
 
     ``by="hash"`` (or ``hash=True``) ranks by the Hamming distance of the catalog's hash codes; ``by="notes"``
     by the transcription's chroma (a catalog indexed with ``--notes``; see
@@ -43,7 +45,14 @@ def similar(catalog: Catalog, query: str | Path | int, *, k: int = 10, offset: f
     all hold) keeps only the tracks whose stored tags meet it. A file longer than ``max_duration`` seconds is
     refused; a long one is read in bounded memory.
     """
+    from soundalike.tasks.display import Matches
 
+    return Matches.of(_similar(catalog, query, k=k, offset=offset, duration=duration, hash=hash, by=by, where=where,
+                               max_duration=max_duration), catalog)  # type: ignore[return-value]
+
+
+def _similar(catalog: Catalog, query: str | Path | int, *, k: int, offset: float, duration: float | None, hash: bool,
+             by: str, where: Sequence[str] | str | None, max_duration: float | None) -> list[Match]:
     if k < 1:
         raise ParameterError("k must be at least 1")
     if by not in SIMILAR_BY:
