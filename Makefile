@@ -77,7 +77,7 @@ test-fast: $(VENV)/.installed-test
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -ra -m "not slow"
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check soundalike tests benchmarks scripts examples
+	$(BIN)/ruff check soundalike tests benchmarks scripts examples beetsplug
 	$(BIN)/mypy
 
 bench: $(VENV)/.installed-test
