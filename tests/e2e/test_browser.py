@@ -288,3 +288,28 @@ def test_play_as_a_mix_plays_the_playlist_in_order_and_one_player_at_a_time(serv
         assert second != f"/api/tracks/{top}/audio" and second.startswith("/api/tracks/")
         assert "Playing 2 of 4" in page.locator("#mix-status").inner_text()
         page.screenshot(path=str(ARTIFACTS / "web-mix.png"), full_page=True)
+
+
+def test_the_map_plays_on_a_page_player_in_distinct_colours_and_chips_skip_bookkeeping(server):
+    url, paths, _ = server
+    with uploaded(url, paths[0]) as page:
+        page.wait_for_selector("#results li", timeout=60_000)
+        colours = page.eval_on_selector_all("#legend i", "els => els.map((e) => getComputedStyle(e).backgroundColor)")
+        assert len(colours) == len(set(colours))  # every label its own colour
+        twelve = page.evaluate("[...Array(12).keys()].map((i) => labelColour(i, 12))")
+        hues = sorted(int(c.split("(")[1].split(",")[0]) for c in twelve)
+        assert len(set(twelve)) == 12 and min(b - a for a, b in zip(hues, hues[1:], strict=False)) >= 30
+        assert "duration:" not in page.locator("#results").inner_text()
+        page.evaluate("document.querySelectorAll('audio').forEach((a) => { a.muted = true; })")
+        first_result = "document.querySelector('#results li audio')"
+        page.evaluate(f"{first_result}.play()")
+        page.wait_for_function(f"!{first_result}.paused")
+        box = page.locator("#map").bounding_box()
+        point = page.evaluate("""() => { const c = document.getElementById('map'), p = mapData.points[0];
+            const [x, y] = mapXY(p, c), r = c.getBoundingClientRect();
+            return [x * r.width / c.width, y * r.height / c.height]; }""")
+        page.evaluate("document.getElementById('map-player').muted = true")
+        page.mouse.click(box["x"] + point[0], box["y"] + point[1])
+        page.wait_for_function("!document.getElementById('map-player').paused")
+        assert page.evaluate(f"{first_result}.paused")  # the map's track took over: one player at a time
+        assert page.locator("#map-player").is_visible()

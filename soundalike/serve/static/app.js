@@ -15,9 +15,11 @@ function clock(s) {
 function tagChips(tags) {
   return tags ? Object.entries(tags).map(([t, v]) => `<span title="${v}">${esc(t)} ${v.toFixed(2)}</span>`).join("") : "";
 }
+// manifest fields that are bookkeeping, not something to show as a chip
+const HIDDEN_LABELS = new Set(["duration", "sha256", "source", "path"]);
 function trackItem(t, score) {
   const li = document.createElement("li");
-  const labels = Object.entries(t.labels || {}).filter(([, v]) => typeof v !== "object").slice(0, 3)
+  const labels = Object.entries(t.labels || {}).filter(([k, v]) => typeof v !== "object" && !HIDDEN_LABELS.has(k)).slice(0, 3)
     .map(([k, v]) => `<span class="chip">${esc(k)}: ${esc(v)}</span>`).join("");
   li.innerHTML = `<span class="score">${score === undefined ? "#" + t.id : score.toFixed(3)}</span>
     <span><span class="name">${esc(t.title || t.name)}</span> <span class="muted">#${t.id} · ${t.duration.toFixed(0)} s</span>
@@ -305,6 +307,10 @@ function setupUpload() {
   drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") $("file").click(); });
 }
 
+// one hue per label, evenly around the colour wheel: every label its own colour, however many there are
+function labelColour(i, n) {
+  return `hsl(${Math.round((360 * i) / Math.max(1, n))}, 72%, 44%)`;
+}
 function mapXY(p, c) {
   const pad = 14;
   return [pad + (p.x + 1) / 2 * (c.width - 2 * pad), pad + (1 - (p.y + 1) / 2) * (c.height - 2 * pad)];
@@ -313,7 +319,7 @@ function drawMap(highlight) {
   const c = $("map");
   c.width = c.clientWidth * devicePixelRatio; c.height = 360 * devicePixelRatio;
   const ctx = c.getContext("2d"), colour = {};
-  mapData.labels.forEach((l, i) => { colour[l] = PALETTE[i % PALETTE.length]; });
+  mapData.labels.forEach((l, i) => { colour[l] = labelColour(i, mapData.labels.length); });
   ctx.clearRect(0, 0, c.width, c.height);
   for (const p of mapData.points) {
     const [x, y] = mapXY(p, c);
@@ -351,7 +357,10 @@ async function setupMap() {
   $("map").addEventListener("click", (ev) => {
     const p = nearest(ev);
     if (!p) return;
-    new Audio(`/api/tracks/${p.id}/audio`).play().catch(() => {});
+    const player = $("map-player");  // a player on the page: it has controls, and only one plays at a time
+    player.hidden = false;
+    player.src = `/api/tracks/${p.id}/audio`;
+    player.play().catch(() => {});
     query(null, p.id);
   });
   addEventListener("resize", () => drawMap());
