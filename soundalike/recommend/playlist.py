@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from soundalike.errors import ParameterError
+from soundalike.recommend.rank import group_of
 
-#: What ``max_per`` counts tracks by.
+#: What ``max_per`` counts tracks by (:func:`~soundalike.recommend.rank.group_of`).
 CAP_KEYS = ("artist", "label", "album")
 
 
@@ -45,14 +46,6 @@ class Playlist:
                 "tracks": [{"position": i + 1, **t.to_dict(),
                             "step": None if i == 0 else round(self.steps[i - 1], 4)}
                            for i, t in enumerate(self.tracks)]}
-
-
-def _group(track: Any, key: str) -> str | None:
-    if key == "label":
-        v = track.labels.get("label") or track.labels.get("collection")
-    else:
-        v = getattr(track, key, None) or track.labels.get(key)
-    return None if v is None else str(v)
 
 
 def pick_tracks(ids: np.ndarray, songs: np.ndarray, seed: np.ndarray, tracks: Any, *, n: int,
@@ -81,7 +74,7 @@ def pick_tracks(ids: np.ndarray, songs: np.ndarray, seed: np.ndarray, tracks: An
             t = tracks([tid])[0]
         if t.file_hash and t.file_hash in hashes:
             continue
-        g = _group(t, per) if max_per else None
+        g = group_of(t, per) if max_per else None
         if g is not None and counts[g] >= (max_per or 0):
             continue
         out.append(int(i))

@@ -60,7 +60,9 @@ class Ranking:
                 "recommendations": [r.to_dict() for r in self.recommendations]}
 
 
-def _group(track: Any, key: str) -> str | None:
+def group_of(track: Any, key: str) -> str | None:
+    """What ``max_per`` counts a track by: its ``key`` (artist, album, or label: the manifest's label or
+    collection), None when it has none (never capped)."""
     if key == "label":
         v = track.labels.get("label") or track.labels.get("collection")
     else:
@@ -167,7 +169,7 @@ def recommend_ranking(catalog: Any, *, user: str | None = None, seed_track: int 
             break
         tid = int(ids[i])
         track = catalog.track(tid)
-        group = _group(track, per) if max_per else None
+        group = group_of(track, per) if max_per else None
         if group is not None and counts[group] >= (max_per or 0):
             continue
         rec = Recommendation(len(out) + 1, float(scores[i]), track, "close to your listening", None,
