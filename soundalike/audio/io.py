@@ -405,17 +405,22 @@ def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
     return np.asarray(soxr.resample(y, orig_sr, target_sr, quality="HQ"), dtype=np.float32)
 
 
+def channels_first(y: Any) -> np.ndarray:
+    """A caller's waveform as float32 channels [shape=(channels, samples)] (a mono ``(samples,)`` becomes one
+    channel), finite; a :class:`ParameterError` says what is wrong with one that cannot be."""
+    x = np.asarray(y, np.float32)
+    if x.ndim not in (1, 2):
+        raise ParameterError(f"a waveform is (samples,) or (channels, samples), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ParameterError("the waveform holds NaN or infinite samples")
+    return x[None] if x.ndim == 1 else x
+
+
 def mono_waveform(y: Any, sr: int, target_sr: int) -> np.ndarray:
     """A caller's waveform as the models take it: float32, mono (channels first are averaged), finite, at
     ``target_sr``; a :class:`ParameterError` says what is wrong with one that cannot be."""
-    y = np.asarray(y, np.float32)
-    if y.ndim == 2:
-        y = y.mean(axis=0)
-    if y.ndim != 1:
-        raise ParameterError(f"a waveform is (samples,) or (channels, samples), got shape {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise ParameterError("the waveform holds NaN or infinite samples")
-    return resample(y, orig_sr=sr, target_sr=target_sr)
+    x = channels_first(y)
+    return resample(x[0] if len(x) == 1 else x.mean(axis=0), orig_sr=sr, target_sr=target_sr)
 
 
 def decode(

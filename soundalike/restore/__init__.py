@@ -47,17 +47,6 @@ def restoration_model(model: RestorationModel | str | Path | None = None) -> Res
     return model if model is not None and not isinstance(model, (str, Path)) else load_restoration_model(model)
 
 
-def _channels_first(y: Any) -> tuple[np.ndarray, bool]:
-    from soundalike.errors import ParameterError
-
-    x = np.asarray(y, np.float32)
-    if x.ndim not in (1, 2):
-        raise ParameterError(f"a waveform is (samples,) or (channels, samples), got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ParameterError("the waveform holds NaN or infinite samples")
-    return (x[None] if x.ndim == 1 else x), x.ndim == 1
-
-
 def restore_waveform(y: Any, sr: int, *, denoise: bool = True, declip: bool = True, strength: float = 1.0,
                      model: RestorationModel | str | Path | None = None, phase: str = "complex",
                      progress: Callable[[float], None] | None = None) -> np.ndarray:
@@ -70,7 +59,7 @@ def restore_waveform(y: Any, sr: int, *, denoise: bool = True, declip: bool = Tr
     sample changes. ``strength`` in [0, 1] blends from the input (0) to the full restoration (1).
     ``progress(seconds)`` is called as the network's chunks are done.
     """
-    from soundalike.audio.io import resample
+    from soundalike.audio.io import channels_first, resample
     from soundalike.errors import ParameterError
     from soundalike.restore.model import clipped_samples, project_clipped
 
@@ -80,7 +69,7 @@ def restore_waveform(y: Any, sr: int, *, denoise: bool = True, declip: bool = Tr
         raise ParameterError(f"strength is between 0 and 1, got {strength}")
     if not isinstance(sr, int) or sr <= 0:
         raise ParameterError(f"sr must be a positive integer, got {sr!r}")
-    x, mono = _channels_first(y)
+    x, mono = channels_first(y), np.ndim(y) == 1
     n = x.shape[1]
     if n == 0 or float(np.max(np.abs(x))) == 0.0:
         return np.array(y, np.float32, copy=True)

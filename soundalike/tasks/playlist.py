@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 
 def _seed_track(catalog: Catalog, seed: str | int | Path) -> int | None:
     """The catalog track ``seed`` names (an id, or a path the catalog holds), else None (an audio file)."""
-    if isinstance(seed, int) or (isinstance(seed, str) and seed.isdigit() and not os.path.exists(seed)):
-        return catalog.track(seed).id  # TrackNotFoundError for an unknown id
+    from soundalike.tasks.similar import as_track_id
+
+    track_id = as_track_id(seed)
+    if track_id is not None:
+        return catalog.track(track_id).id  # TrackNotFoundError for an unknown id
     try:
         return catalog.track(str(seed)).id
     except TrackNotFoundError:

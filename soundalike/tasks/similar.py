@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from soundalike.tasks.identify import IdentifyMatch
 
 
-def _as_track_id(query: str | Path | int) -> int | None:
+def as_track_id(query: str | Path | int) -> int | None:
+    """``query`` as a track id: an int, or a string of digits that names no file; else None (a file)."""
     if isinstance(query, int):
         return query
     q = str(query)
@@ -61,7 +62,7 @@ def _similar(catalog: Catalog, query: str | Path | int, *, k: int, offset: float
     allow = catalog.filter_tracks(where) if where else None
     if allow is not None and not len(allow):
         return []
-    track_id = _as_track_id(query)
+    track_id = as_track_id(query)
     if by == "notes":
         return _similar_by_notes(catalog, query, track_id, k=k, offset=offset, duration=duration, allow=allow,
                                  max_duration=max_duration)
