@@ -365,7 +365,8 @@ def _soundfile_decode(path: str, offset: float, duration: float | None, max_dura
             sr = int(f.samplerate)
             total = int(f.frames)
             declared = total / sr if total > 0 else None
-            info = AudioInfo(path, declared, sr, int(f.channels), str(f.subtype or f.format), {})
+            info = AudioInfo(path, declared, sr, int(f.channels), str(f.subtype or f.format),
+                             _clean_tags(f.copy_metadata()))
             start = int(round(offset * sr))
             n = -1 if duration is None else int(round(duration * sr))
             span = (total - start) if n < 0 else min(n, total - start)

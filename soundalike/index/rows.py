@@ -6,10 +6,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: The manifest fields a track's title, artist, album and genre fall back to where its file has no such tag.
+_MANIFEST_NAMES = {"title": ("title",), "artist": ("artist", "composer"), "album": ("album",),
+                   "genre": ("genre",)}
+
 
 @dataclass
 class Track:
-    """One catalog row, without its embeddings."""
+    """One catalog row, without its embeddings. ``title``, ``artist``, ``album`` and ``genre`` are the file's
+    tags, else the manifest's fields of the same name (``artist``: else its ``composer``)."""
 
     id: int
     path: str
@@ -22,6 +27,16 @@ class Track:
     tags: dict[str, str] = field(default_factory=dict)
     labels: dict[str, Any] = field(default_factory=dict)
     n_chunks: int = 0
+
+    def __post_init__(self) -> None:
+        # title, artist, album, genre: the file's own tags, else the manifest's fields of the same name (and a
+        # composer for the artist: rendered classical works name one and no performer)
+        for key, names in _MANIFEST_NAMES.items():
+            if not getattr(self, key):
+                shown = next((str(v) for v in (self.labels.get(n) for n in names)
+                              if v is not None and not isinstance(v, (dict, list)) and str(v).strip()), None)
+                if shown is not None:
+                    setattr(self, key, shown.strip())
 
     @property
     def display_name(self) -> str:

@@ -300,8 +300,9 @@ def create_app(cfg: ServeConfig) -> Any:
     async def similar(request: Request, k: int = Query(cfg.k, ge=1, le=200), offset: float = Query(0.0, ge=0),
                       duration: float | None = Query(None, gt=0), where: Annotated[list[str] | None, Query()] = None,
                       identify: bool = True) -> dict[str, Any]:
-        """The k catalog tracks that sound most like the uploaded audio; also its spectrogram, its tags,
-        and, when it is an excerpt of a catalog track, which one and where."""
+        """The k catalog tracks that sound most like the uploaded audio; also its spectrogram, its tags, what
+        its own file tags name it (``upload``: title, artist, album, null where untagged), and, when it is an
+        excerpt of a catalog track, which one and where."""
 
         def work(cat: Catalog, path: Path) -> dict[str, Any]:
             from soundalike.tasks.similar import analyse
@@ -316,6 +317,7 @@ def create_app(cfg: ServeConfig) -> Any:
                 "spectrogram": res.spectrogram}
             if res.tags is not None:
                 out["tags"] = res.tags
+            out["upload"] = {key: res.metadata.get(key) for key in ("title", "artist", "album")}
             if identify and cat.has_fingerprints:
                 out["excerpt_of"] = web_source(res.excerpt_of)
             out["seconds"] = round(res.seconds, 3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -173,6 +173,7 @@ class Analysis:
     excerpt_of: IdentifyMatch | None  # the catalog track (and offset) this is an excerpt of, if any
     spectrogram: dict[str, Any]  # {"db": rows low to high, "seconds", "n_mels"}
     seconds: float = 0.0  # time taken
+    metadata: dict[str, str] = field(default_factory=dict)  # the file's own tags (title, artist, album...)
 
 
 def spectrogram(power: np.ndarray, seconds: float, *, n_mels: int = 64, max_cols: int = 400) -> dict[str, Any]:
@@ -229,4 +230,4 @@ def analyse(catalog: Catalog, path: str | Path, *, k: int = 10, offset: float = 
         source = identify_waveform(catalog, audio.samples, audio.sr, top=3, query=str(path)).match
     assert emb.mel is not None
     return Analysis(audio.duration, matches, tags, source, spectrogram(emb.mel, audio.duration),
-                    time.perf_counter() - t0)
+                    time.perf_counter() - t0, dict(audio.info.tags))

@@ -142,3 +142,17 @@ def test_offset_past_the_end(tmp_path):
     p = save(tmp_path / "a.wav", tone(440.0, duration=1.0), SR)
     with pytest.raises(AudioDecodeError, match="past the end"):
         load(p, sr=SR, offset=5.0)
+
+
+def test_both_decoders_read_the_files_own_tags(tmp_path):
+    import soundfile as sf
+
+    from soundalike.audio.io import decode
+
+    path = tmp_path / "tagged.flac"
+    with sf.SoundFile(str(path), "w", 22050, 1, format="FLAC") as f:
+        f.title, f.artist = "A Title", "An Artist"
+        f.write(np.sin(np.arange(22050) / 5.0).astype(np.float32) * 0.3)
+    for backend in ("pyav", "soundfile"):
+        tags = decode(path, sr=None, backends=(backend,)).info.tags
+        assert (tags.get("title"), tags.get("artist")) == ("A Title", "An Artist"), backend

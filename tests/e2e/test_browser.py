@@ -31,21 +31,50 @@ pytestmark = [pytest.mark.slow,  # a real browser
                                  reason="Debian's chromium is not installed (make test installs it when run as root)")]
 
 
+LAPTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
 @contextmanager
-def uploaded(url: str, path: Path) -> Iterator[Any]:
-    """A laptop-sized page of the app with ``path`` uploaded through its file picker."""
+def opened(url: str, viewport: dict[str, int] = LAPTOP, *, init_script: str | None = None,
+           **options: Any) -> Iterator[Any]:
+    """A page of the app in its own browser, once its catalog list has loaded (``init_script`` runs before
+    the page's own scripts)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport=viewport, **options)
+            if init_script:
+                page.add_init_script(init_script)
             page.goto(url + "/")
             page.wait_for_selector("#catalog li")
-            page.set_input_files("#file", str(path))
             yield page
         finally:
             browser.close()
+
+
+@contextmanager
+def uploaded(url: str, path: Path) -> Iterator[Any]:
+    """A laptop-sized page of the app with ``path`` uploaded through its file picker."""
+    with opened(url) as page:
+        page.set_input_files("#file", str(path))
+        yield page
+
+
+#: What the fixture's tracks are called (title, artist), where something names them: by index of the seeds.
+TITLES = {2: ("Forty-Seven Variations", "Ada Composer"), 3: ("Seventy-One", "The Generated Band")}
+
+
+def retag(path: Path, title: str, artist: str) -> None:
+    """Rewrite the WAV file ``path`` with a title and artist in its INFO chunk (as a tagger would)."""
+    import soundfile as sf
+
+    y, sr = sf.read(str(path), dtype="float32")
+    with sf.SoundFile(str(path), "w", sr, 1 if y.ndim == 1 else y.shape[1], subtype="PCM_16") as f:
+        f.title, f.artist = title, artist
+        f.write(y)
 
 
 def _free_port() -> int:
@@ -56,14 +85,21 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    import json
+
     from soundalike import Catalog
     from soundalike.recommend.listens import import_listens
     from soundalike.testing import write_tracks
 
     tmp = tmp_path_factory.mktemp("browser")
     paths = write_tracks(tmp / "music", [5, 23, 47, 71], duration=14.0)
+    # titles as a user's files carry them: track_047 named by the manifest (a title and a composer), track_071 by
+    # its own file tags; the other two have neither and show their file names
+    (tmp / "manifest.jsonl").write_text(json.dumps({"path": "music/track_047.wav", "title": TITLES[2][0],
+                                                    "composer": TITLES[2][1], "collection": "forties"}) + "\n")
+    retag(paths[3], *TITLES[3])
     with Catalog.create(tmp / "cat") as cat:
-        cat.add([tmp / "music"])
+        cat.add([tmp / "music"], manifest=tmp / "manifest.jsonl")
         (tmp / "listens.csv").write_text("user,track,timestamp,plays\nana,music/track_005.wav,1,3\n"
                                          "ana,music/track_023.wav,2,1\n")
         import_listens(cat, tmp / "listens.csv")
@@ -106,10 +142,16 @@ def test_upload_an_excerpt_and_see_its_source_first_with_a_player(server):
                 page.set_input_files("#file", str(clip))
                 page.wait_for_selector("#results li", timeout=60_000)
                 first = page.locator("#results li").first
-                assert "track_047" in first.inner_text()
+                # named as its manifest names it (title, composer), not by its file name; no bookkeeping chips
+                title, artist = TITLES[2]
+                assert first.locator(".name").inner_text() == title and artist in first.inner_text()
+                assert "track_047" not in first.inner_text() and "composer:" not in first.inner_text()
                 assert first.locator("audio").get_attribute("src").startswith("/api/tracks/")
+                ranks = page.locator("#results li .score").all_inner_texts()
+                assert ranks == [str(i + 1) for i in range(len(ranks))]  # ranks, not raw cosines
+                assert "cosine" in first.locator(".score").get_attribute("title")
                 excerpt = page.locator("#excerpt")
-                assert excerpt.is_visible() and "track_047" in excerpt.inner_text() and "0:03" in excerpt.inner_text()
+                assert excerpt.is_visible() and title in excerpt.inner_text() and "0:03" in excerpt.inner_text()
                 assert page.locator("#map-section canvas").is_visible()
                 page.screenshot(path=str(ARTIFACTS / f"web-{name}.png"), full_page=True)
                 page.close()
@@ -130,7 +172,7 @@ def test_upload_a_recording_of_two_tracks_and_see_them_on_a_timeline(server):
         page.wait_for_selector("#timeline .seg", timeout=60_000)
         segs = page.locator("#timeline .seg")
         assert segs.count() == 2
-        assert "track_005" in segs.nth(0).inner_text() and "track_071" in segs.nth(1).inner_text()
+        assert "track_005" in segs.nth(0).inner_text() and segs.nth(1).inner_text() == TITLES[3][0]  # its file tag
         left = [float(segs.nth(i).evaluate("e => parseFloat(e.style.left)")) for i in range(2)]
         assert left[0] < 5 and 40 < left[1] < 60  # the second starts about halfway through
         assert "2 catalog tracks" in page.locator("#segments-status").inner_text()
@@ -138,31 +180,27 @@ def test_upload_a_recording_of_two_tracks_and_see_them_on_a_timeline(server):
 
 
 def test_recommendations_for_a_user_with_reasons(server):
-    from playwright.sync_api import sync_playwright
-
     url, _, _ = server
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url + "/")
-            page.wait_for_selector("#rec-users option[value='ana']", state="attached")
-            page.fill("#rec-user", "ana")
-            page.click("#rec-form button")
-            page.wait_for_selector("#recs li", timeout=60_000)
-            items = page.locator("#recs li").all_inner_texts()
-            assert len(items) == 2  # four tracks, two heard
-            names = page.locator("#recs li .name").all_inner_texts()
-            assert len(names) == 2 and not any("track_005" in t or "track_023" in t for t in names)
-            assert all("sounds like track_0" in t and "you played" in t for t in items)
-            assert page.locator("#recs li audio").first.get_attribute("src").startswith("/api/tracks/")
-            page.fill("#rec-user", "nobody")
-            page.click("#rec-form button")
-            page.wait_for_selector("#rec-status.error")
-            assert "no listens" in page.locator("#rec-status").inner_text()
-            page.screenshot(path=str(ARTIFACTS / "web-recommend.png"), full_page=True)
-        finally:
-            browser.close()
+    with opened(url) as page:
+        page.wait_for_selector("#rec-users option[value='ana']", state="attached")
+        page.fill("#rec-user", "ana")
+        page.click("#rec-form button")
+        page.wait_for_selector("#recs li", timeout=60_000)
+        items = page.locator("#recs li").all_inner_texts()
+        assert len(items) == 2  # four tracks, two heard
+        names = page.locator("#recs li .name").all_inner_texts()
+        assert len(names) == 2 and not any("track_005" in t or "track_023" in t for t in names)
+        assert all("sounds like track_0" in t and "you played" in t for t in items)
+        assert page.locator("#recs li audio").first.get_attribute("src").startswith("/api/tracks/")
+        # the raw scores are not shown: the rank is, and its tooltip says what the order stands for
+        assert page.locator("#recs li .score").all_inner_texts() == ["1", "2"]
+        assert "only the order means something" in page.locator("#recs li .score").first.get_attribute("title")
+        assert "Best first" in page.locator("#rec-status").inner_text()
+        page.fill("#rec-user", "nobody")
+        page.click("#rec-form button")
+        page.wait_for_selector("#rec-status.error")
+        assert "no listens" in page.locator("#rec-status").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "web-recommend.png"), full_page=True)
 
 
 def test_beats_and_drum_hits_are_drawn_under_the_spectrogram(server):
@@ -243,9 +281,9 @@ def test_clean_up_an_upload_and_compare_it_before_and_after(server):
         # one of the pair plays at a time: starting "after" pauses "before"
         page.evaluate("document.getElementById('before').muted = true; document.getElementById('after').muted = true")
         page.evaluate("document.getElementById('before').play()")
-        page.wait_for_function("!document.getElementById('before').paused")
+        page.wait_for_function("() => !document.getElementById('before').paused")
         page.evaluate("document.getElementById('after').play()")
-        page.wait_for_function("document.getElementById('before').paused && !document.getElementById('after').paused")
+        page.wait_for_function("() => document.getElementById('before').paused && !document.getElementById('after').paused")
         link = page.locator("#restored")
         assert link.get_attribute("download") == "hissy-restored.wav"
         with page.expect_download() as download:
@@ -272,7 +310,7 @@ def test_play_as_a_mix_plays_the_playlist_in_order_and_one_player_at_a_time(serv
         page.evaluate("document.querySelectorAll('audio').forEach((a) => { a.muted = true; })")
         first_result = "document.querySelector('#results li audio')"
         page.evaluate(f"{first_result}.play()")
-        page.wait_for_function(f"!{first_result}.paused")
+        page.wait_for_function(f"() => !{first_result}.paused")
         page.click("#mix-btn")
         page.wait_for_selector("#mix-list li", timeout=60_000)
         items = page.locator("#mix-list li")
@@ -280,10 +318,10 @@ def test_play_as_a_mix_plays_the_playlist_in_order_and_one_player_at_a_time(serv
         player = "document.getElementById('mix-player')"
         page.evaluate(f"{player}.muted = true")
         assert page.evaluate(f"{player}.getAttribute('src')") == f"/api/tracks/{top}/audio"  # the nearest opens
-        page.wait_for_function(f"!{player}.paused && {first_result}.paused")  # one player at a time
+        page.wait_for_function(f"() => !{player}.paused && {first_result}.paused")  # one player at a time
         assert items.first.get_attribute("aria-current") is not None
         page.evaluate(f"{player}.dispatchEvent(new Event('ended'))")  # a track ends: the next one plays
-        page.wait_for_function("document.querySelectorAll('#mix-list li')[1].hasAttribute('aria-current')")
+        page.wait_for_function("() => document.querySelectorAll('#mix-list li')[1].hasAttribute('aria-current')")
         second = page.evaluate(f"{player}.getAttribute('src')")
         assert second != f"/api/tracks/{top}/audio" and second.startswith("/api/tracks/")
         assert "Playing 2 of 4" in page.locator("#mix-status").inner_text()
@@ -303,13 +341,120 @@ def test_the_map_plays_on_a_page_player_in_distinct_colours_and_chips_skip_bookk
         page.evaluate("document.querySelectorAll('audio').forEach((a) => { a.muted = true; })")
         first_result = "document.querySelector('#results li audio')"
         page.evaluate(f"{first_result}.play()")
-        page.wait_for_function(f"!{first_result}.paused")
+        page.wait_for_function(f"() => !{first_result}.paused")
+        page.locator("#map").scroll_into_view_if_needed()
         box = page.locator("#map").bounding_box()
         point = page.evaluate("""() => { const c = document.getElementById('map'), p = mapData.points[0];
             const [x, y] = mapXY(p, c), r = c.getBoundingClientRect();
             return [x * r.width / c.width, y * r.height / c.height]; }""")
         page.evaluate("document.getElementById('map-player').muted = true")
         page.mouse.click(box["x"] + point[0], box["y"] + point[1])
-        page.wait_for_function("!document.getElementById('map-player').paused")
+        page.wait_for_function("() => !document.getElementById('map-player').paused")
         assert page.evaluate(f"{first_result}.paused")  # the map's track took over: one player at a time
         assert page.locator("#map-player").is_visible()
+
+
+def test_the_upload_plays_with_its_spectrogram_as_the_seek_bar_and_a_playhead(server):
+    from soundalike.audio import save
+    from soundalike.audio.io import decode
+
+    url, paths, tmp = server
+    y = decode(paths[0], sr=22050).samples
+    clip = save(tmp / "seekable.wav", y[: 12 * 22050], 22050)
+    retag(clip, "My Own Take", "The Uploader")  # the upload's own tags name it
+    with uploaded(url, clip) as page:
+        page.wait_for_selector("#results li", timeout=60_000)
+        assert page.locator("#query-name").inner_text() == "My Own Take · The Uploader"
+        player = "document.getElementById('upload-player')"
+        page.evaluate("document.querySelectorAll('audio').forEach((a) => { a.muted = true; })")
+        page.wait_for_function(f"() => {player}.readyState >= 1 && Math.abs({player}.duration - 12) < 0.05")
+        first_result = "document.querySelector('#results li audio')"
+        page.evaluate(f"{first_result}.play()")
+        page.wait_for_function(f"() => !{first_result}.paused")
+        # a click three quarters of the way across the spectrogram plays the upload from 9 s
+        box = page.locator("#spectrogram").bounding_box()
+        page.mouse.click(box["x"] + 0.75 * box["width"], box["y"] + box["height"] / 2)
+        page.wait_for_function(f"() => !{player}.paused")
+        assert page.evaluate(f"{first_result}.paused")  # one player at a time
+        start = page.evaluate(f"{player}.currentTime")
+        assert 8.9 <= start <= 9.6, start
+        # the playhead follows the player, on the same time axis as the spectrogram
+        page.evaluate(f"{player}.pause()")
+        at = page.evaluate(f"{player}.currentTime")
+        head = page.locator("#playhead")
+        assert head.is_visible()
+        left = page.evaluate("parseFloat(document.getElementById('playhead').style.left)")
+        assert abs(left - 100 * at / 12) < 0.5, (left, at)
+        hb = head.bounding_box()
+        assert abs(hb["x"] + hb["width"] / 2 - (box["x"] + box["width"] * at / 12)) < 3
+        # from the keyboard: the spectrogram is a slider; arrows move 5 s, Home goes back to the start
+        page.focus("#spectrogram")
+        page.keyboard.press("ArrowLeft")
+        assert abs(page.evaluate(f"{player}.currentTime") - (at - 5)) < 0.1
+        assert page.get_attribute("#spectrogram", "aria-valuetext").startswith(f"0:{at - 5:04.1f}"[:4])
+        page.keyboard.press("Home")
+        assert page.evaluate(f"{player}.currentTime") == 0
+        page.keyboard.press("Space")
+        page.wait_for_function(f"() => !{player}.paused")
+        page.screenshot(path=str(ARTIFACTS / "web-player.png"), full_page=True)
+
+
+def test_an_upload_shows_progress_while_it_is_analysed_and_errors_stay_short_on_a_phone(server):
+    url, paths, tmp = server
+    notes = tmp / "notes.txt"
+    notes.write_text("these are my notes, not music\n" * 50)
+    # record what the status line and the progress bar show, however fast the analysis is
+    record = """window.seen = []; addEventListener('DOMContentLoaded', () => {
+        const note = () => seen.push([document.getElementById('busy').hidden,
+            document.getElementById('busy-bar').hasAttribute('value'), document.getElementById('status').textContent]);
+        new MutationObserver(note).observe(document.getElementById('upload-section'),
+            {subtree: true, childList: true, attributes: true, characterData: true}); });"""
+    with opened(url, PHONE, init_script=record, is_mobile=True) as page:
+        page.set_input_files("#file", str(paths[1]))
+        page.wait_for_selector("#results li", timeout=60_000)
+        seen = page.evaluate("seen")
+        busy = [s for s in seen if not s[0]]
+        assert any(s[2].startswith("Uploading track_023.wav") for s in busy)
+        assert any(s[2].startswith("Listening to track_023.wav") and not s[1] for s in busy)  # indeterminate
+        assert page.locator("#busy").is_hidden() and page.locator("#drop").get_attribute("aria-busy") is None
+        assert "tracks that sound like it" in page.locator("#status").inner_text()
+        # a file that is not audio: one short line, the full reason behind "details"
+        page.set_input_files("#file", str(notes))
+        page.wait_for_selector("#status.error", timeout=30_000)
+        status = page.locator("#status")
+        line = status.evaluate("e => e.firstChild.textContent")
+        assert line == "Could not use that file: not an audio file: it is a text file", line
+        assert status.locator("details").count() == 1
+        box = status.bounding_box()
+        assert box["width"] <= 390 and box["height"] < 80  # three lines at most, nothing off the screen
+        assert "/" not in status.inner_text().replace("details", "")  # no server path
+        page.screenshot(path=str(ARTIFACTS / "web-phone-error.png"), full_page=False)
+
+
+def test_the_map_is_reachable_and_playable_from_the_keyboard(server):
+    url, _, _ = server
+    with opened(url) as page:
+        page.wait_for_function("() => mapData && mapData.points.length === 4")
+        for _ in range(30):  # Tab through the page until the map has the focus
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "map":
+                break
+        assert page.evaluate("document.activeElement.id") == "map"
+        named = set()
+        for key in ("ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown") * 3:
+            named.add(page.evaluate("mapFocus.id"))
+            page.keyboard.press(key)
+            hover = page.locator("#map-hover").inner_text()
+            assert page.evaluate("mapFocus.name") in hover
+        assert len(named) >= 3  # the arrows reach the other tracks
+        # the arrows go the way they point: right is further right
+        moved = page.evaluate("""() => { const out = []; for (const p of mapData.points) {
+            const q = stepFrom(p, 1, 0); if (q) out.push(q.x - p.x); } return out; }""")
+        assert moved and all(dx > 0 for dx in moved)
+        page.evaluate("document.getElementById('map-player').muted = true")
+        target = page.evaluate("mapFocus.id")
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => !document.getElementById('map-player').paused")
+        assert page.get_attribute("#map-player", "src") == f"/api/tracks/{target}/audio"
+        page.wait_for_selector("#results li", timeout=60_000)
+        assert page.locator("#results li").first.get_attribute("data-track-id") == str(target)

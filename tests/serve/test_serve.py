@@ -78,7 +78,23 @@ def test_similar_finds_the_source_of_an_excerpt_and_says_where(served):
     assert len(d["tags"]) == 10 and all(0 <= v <= 1 for v in d["tags"].values())
     assert str(tmp) not in r.text  # no file path in any answer
     assert list(app.state.engine.uploads.iterdir()) == []  # the upload is gone
+    assert d["upload"] == {"title": None, "artist": None, "album": None}  # an untagged upload
     assert oct(app.state.engine.uploads.stat().st_mode & 0o777) == "0o700"
+
+
+def test_similar_names_a_tagged_upload_by_its_own_tags(served):
+    import soundfile as sf
+
+    from soundalike.audio.io import decode
+
+    client, _, paths, _ = served
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", SR, 1, format="FLAC") as f:
+        f.title, f.artist, f.album = "Upload Title", "Upload Artist", "Upload Album"
+        f.write(decode(paths[1], sr=SR).samples[: 6 * SR])
+    r = client.post("/api/similar", content=buf.getvalue(), params={"k": 2})
+    assert r.status_code == 200, r.text
+    assert r.json()["upload"] == {"title": "Upload Title", "artist": "Upload Artist", "album": "Upload Album"}
 
 
 def test_identify_and_no_match(served):

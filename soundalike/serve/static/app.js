@@ -15,25 +15,98 @@ function clock(s) {
 function tagChips(tags) {
   return tags ? Object.entries(tags).map(([t, v]) => `<span title="${v}">${esc(t)} ${v.toFixed(2)}</span>`).join("") : "";
 }
-// manifest fields that are bookkeeping, not something to show as a chip
-const HIDDEN_LABELS = new Set(["duration", "sha256", "source", "path"]);
-function trackItem(t, score) {
+// manifest fields that are bookkeeping, or already shown as the title and artist, not something to show as a chip
+const HIDDEN_LABELS = new Set(["duration", "sha256", "source", "path", "title", "artist", "album", "composer",
+                               "work", "soundfont"]);
+// a track's title (its tags', else its manifest's; the file name where neither has one) and its artist
+function trackTitle(t) { return t.title || t.name; }
+function trackLabel(t) { return t.title && t.artist ? `${t.title} · ${t.artist}` : trackTitle(t); }
+// `how`: what the order means, for the rank's tooltip (the raw score is no use to a listener: it is not shown)
+function trackItem(t, score, how) {
   const li = document.createElement("li");
   const labels = Object.entries(t.labels || {}).filter(([k, v]) => typeof v !== "object" && !HIDDEN_LABELS.has(k)).slice(0, 3)
     .map(([k, v]) => `<span class="chip">${esc(k)}: ${esc(v)}</span>`).join("");
-  li.innerHTML = `<span class="score">${score === undefined ? "#" + t.id : score.toFixed(3)}</span>
-    <span><span class="name">${esc(t.title || t.name)}</span> <span class="muted">#${t.id} · ${t.duration.toFixed(0)} s</span>
+  if (score !== undefined) li.dataset.rank = score.rank;
+  const rank = score === undefined ? `<span class="muted">#${t.id}</span>` : `${score.rank}`;
+  const tip = score === undefined ? `catalog track #${t.id}` : `number ${score.rank}; ${how}: ${score.value.toFixed(3)}`;
+  const artist = t.title && t.artist ? `<span class="artist">${esc(t.artist)}</span> · ` : "";
+  li.innerHTML = `<span class="score" title="${esc(tip)}">${rank}</span>
+    <span><span class="name">${esc(trackTitle(t))}</span> <span class="muted">${artist}${clock(t.duration).replace(/\.\d$/, "")}</span>
     <br>${labels}<span class="tags">${tagChips(t.tags)}</span></span>
-    <audio controls preload="none" src="${esc(t.audio_url)}"></audio>`;
+    <audio controls preload="none" src="${esc(t.audio_url)}" aria-label="play ${esc(trackLabel(t))}"></audio>`;
   li.dataset.trackId = t.id;
   return li;
 }
 
+// an error in a line or two (a phone's width): its first clause, the full text under "details"
+function shortError(text) {
+  const full = String(text || "something went wrong").trim();
+  let short = full.replace(/\s*\([^)]{24,}\)/g, "").replace(/^(cannot \w+|decoding|reading) the upload: /i, "");
+  if (short.length > 110) short = short.slice(0, short.lastIndexOf(" ", 100)) + "...";
+  return {short, full};
+}
+// `prefix`: what failed, in a few words ("Could not use that file"); the reason follows it
+function showError(el, prefix, e) {
+  const {short, full} = shortError(e && e.message !== undefined ? e.message : e);
+  el.className = "error";
+  el.replaceChildren(`${prefix}: ${short}`);
+  if (full !== short && full.length > short.length) {
+    const more = document.createElement("details"), sum = document.createElement("summary");
+    sum.textContent = "details";
+    more.append(sum, full);
+    el.append(" ", more);
+  }
+}
+function showStatus(el, text) {
+  el.className = "muted";
+  el.replaceChildren(text);
+}
+
+// the message of an error answer: a typed error's `detail`, or FastAPI's list of invalid parameters
+function detailOf(body, fallback) {
+  const d = body && body.detail;
+  if (Array.isArray(d)) return d.map((x) => `${(x.loc || []).slice(-1)[0] || "request"}: ${x.msg}`).join("; ");
+  return d || fallback || "the server did not say why";
+}
 async function api(path, opts) {
   const r = await fetch(path, opts);
   const body = await r.json().catch(() => ({detail: r.statusText}));
-  if (!r.ok) throw new Error(body.detail || r.statusText);
+  if (!r.ok) throw new Error(detailOf(body, r.statusText));
   return body;
+}
+
+// POST a file with a progress bar: how much is uploaded, then (indeterminate) while the server analyses it
+function postWithProgress(path, body, what) {
+  const box = $("busy"), bar = $("busy-bar"), status = $("status"), t0 = performance.now();
+  box.hidden = false;
+  bar.value = 0;
+  $("drop").setAttribute("aria-busy", "true");
+  let phase = "Uploading";
+  const tick = () => {
+    const secs = Math.round((performance.now() - t0) / 1000);
+    showStatus(status, phase === "Uploading" ? `Uploading ${what}: ${Math.round(100 * bar.value)} %`
+                                             : `Listening to ${what}... ${secs} s`);
+  };
+  const timer = setInterval(tick, 500);
+  tick();
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", path);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.responseType = "json";
+    xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) { bar.value = e.loaded / e.total; tick(); } });
+    xhr.upload.addEventListener("load", () => { phase = "Listening"; bar.removeAttribute("value"); tick(); });
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300 && xhr.response) resolve(xhr.response);
+      else reject(new Error(detailOf(xhr.response, xhr.statusText || `HTTP ${xhr.status}`)));
+    });
+    xhr.addEventListener("error", () => reject(new Error("the server could not be reached")));
+    xhr.send(body);
+  }).finally(() => {
+    clearInterval(timer);
+    box.hidden = true;
+    $("drop").removeAttribute("aria-busy");
+  });
 }
 
 function drawSpectrogram(spec) {
@@ -51,22 +124,25 @@ function drawSpectrogram(spec) {
   ctx.putImageData(img, 0, 0);
 }
 
-async function query(file, trackId) {
-  $("status").className = "muted";
-  $("status").textContent = trackId ? `Finding what sounds like track #${trackId}...` : `Listening to ${file.name}...`;
+// `name`: what to call a catalog track queried by id (its title), where there is no file name
+async function query(file, trackId, name) {
+  const what = file ? file.name : (name || `track #${trackId}`);
   try {
     const body = file || await (await fetch(`/api/tracks/${trackId}/audio`)).blob();
-    const res = await api("/api/similar?k=10", {method: "POST", body, headers: {"Content-Type": "application/octet-stream"}});
+    const res = await postWithProgress("/api/similar?k=10", body, what);
     $("query").hidden = false;
-    $("query-name").textContent = file ? file.name : `track #${trackId}`;
+    const up = res.upload || {};
+    $("query-name").textContent = up.title ? (up.artist ? `${up.title} · ${up.artist}` : up.title) : what;
     drawSpectrogram(res.spectrogram);
+    offerPlayer(body, res.spectrogram.seconds);
     $("query-tags").innerHTML = tagChips(res.tags);
     const ex = res.excerpt_of;
     $("excerpt").hidden = !ex;
-    if (ex) $("excerpt").innerHTML = `This is an excerpt of <strong>${esc(ex.title || ex.name)}</strong> (#${ex.id}), from ${clock(ex.offset)} (confidence ${ex.confidence.toFixed(2)}).`;
+    if (ex) $("excerpt").innerHTML = `This is an excerpt of <strong>${esc(trackLabel(ex))}</strong> (#${ex.id}), from ${clock(ex.offset)} (confidence ${ex.confidence.toFixed(2)}).`;
     const ol = $("results");
-    ol.replaceChildren(...res.matches.map((m) => trackItem(m, m.score)));
-    $("status").textContent = `${res.matches.length} tracks in ${res.seconds.toFixed(2)} s`;
+    const how = "similarity (cosine of the song embeddings, 1 = the same sound)";
+    ol.replaceChildren(...res.matches.map((m) => trackItem(m, {rank: m.rank, value: m.score}, how)));
+    showStatus($("status"), `${res.matches.length} tracks that sound like it, best first (${res.seconds.toFixed(1)} s)`);
     $("timeline").hidden = true;
     $("segments-status").textContent = "";
     events(body);
@@ -75,9 +151,58 @@ async function query(file, trackId) {
     offerMix(trackId || (res.matches[0] && res.matches[0].id));
     if (file && "excerpt_of" in res && res.duration >= SEGMENT_SECONDS) segments(file);
   } catch (e) {
-    $("status").className = "error";
-    $("status").textContent = `Could not use that file: ${e.message}`;
+    showError($("status"), file ? "Could not use that file" : "Could not use that track", e);
   }
+}
+
+// the upload's own player: the spectrogram is its seek bar (click, or arrow keys when focused), with a playhead
+let playerSeconds = 0;
+function offerPlayer(body, seconds) {
+  const a = $("upload-player");
+  a.pause();
+  if (a.src) URL.revokeObjectURL(a.src);
+  a.src = URL.createObjectURL(body);
+  playerSeconds = seconds;
+  $("spectrogram").setAttribute("aria-valuemax", seconds.toFixed(1));
+  movePlayhead();
+}
+function playerLength() {
+  const d = $("upload-player").duration;
+  return Number.isFinite(d) && d > 0 ? d : playerSeconds;
+}
+function movePlayhead() {
+  const a = $("upload-player"), total = playerLength(), head = $("playhead"), t = a.currentTime || 0;
+  head.hidden = !(total > 0) || (a.paused && t === 0);
+  head.style.left = `${(100 * Math.min(1, t / (total || 1))).toFixed(3)}%`;
+  const c = $("spectrogram");
+  c.setAttribute("aria-valuenow", t.toFixed(1));
+  c.setAttribute("aria-valuetext", `${clock(t)} of ${clock(total)}`);
+}
+function seekTo(t, play) {
+  const a = $("upload-player"), total = playerLength();
+  a.currentTime = Math.max(0, Math.min(total, t));
+  movePlayhead();
+  if (play) a.play().catch(() => {});
+}
+function setupPlayer() {
+  const a = $("upload-player"), c = $("spectrogram");
+  let frame = 0;
+  const follow = () => { movePlayhead(); frame = a.paused ? 0 : requestAnimationFrame(follow); };
+  a.addEventListener("play", () => { if (!frame) frame = requestAnimationFrame(follow); });
+  for (const ev of ["pause", "seeked", "timeupdate", "loadedmetadata", "ended"]) a.addEventListener(ev, movePlayhead);
+  c.addEventListener("click", (ev) => {
+    const r = c.getBoundingClientRect();
+    seekTo(((ev.clientX - r.left) / r.width) * playerLength(), true);
+  });
+  c.addEventListener("keydown", (ev) => {
+    const step = {ArrowRight: 5, ArrowLeft: -5, ArrowUp: 5, ArrowDown: -5, PageUp: 30, PageDown: -30}[ev.key];
+    if (step !== undefined) seekTo(a.currentTime + step, false);
+    else if (ev.key === "Home") seekTo(0, false);
+    else if (ev.key === "End") seekTo(playerLength(), false);
+    else if (ev.key === " " || ev.key === "Enter") { if (a.paused) a.play().catch(() => {}); else a.pause(); }
+    else return;
+    ev.preventDefault();
+  });
 }
 
 // beats and drum hits, drawn under the spectrogram on the same time axis
@@ -107,20 +232,21 @@ function drawEvents(ev, width) {
 }
 
 async function events(body) {
-  $("events-status").textContent = "Finding beats and drum hits...";
+  showStatus($("events-status"), "Finding beats and drum hits...");
   try {
     const ev = await api("/api/events", {method: "POST", body, headers: {"Content-Type": "application/octet-stream"}});
     const w = $("spectrogram").width;
     drawEvents(ev, w);
     $("events").hidden = false;
     const drums = Object.entries(ev.drums).map(([k, v]) => `${v.length} ${k}`).join(", ");
+    $("events-status").className = "muted";
     $("events-status").textContent = ev.tempo
       ? `${ev.tempo.toFixed(1)} BPM (confidence ${ev.tempo_confidence.toFixed(2)}), ${ev.beats.length} beats, ` +
         `${ev.beats_per_bar || "?"} per bar; ${drums}`
       : `no steady beat; ${drums}`;
   } catch (e) {
     $("events").hidden = true;
-    $("events-status").textContent = `Could not find beats: ${e.message}`;
+    showError($("events-status"), "Could not find beats", e);
   }
 }
 
@@ -148,7 +274,7 @@ function drawPianoRoll(res, width) {
 }
 
 async function notes(body, name) {
-  $("notes-status").textContent = "Transcribing notes...";
+  showStatus($("notes-status"), "Transcribing notes...");
   $("midi").hidden = true;
   try {
     const res = await api("/api/transcribe", {method: "POST", body, headers: {"Content-Type": "application/octet-stream"}});
@@ -163,7 +289,7 @@ async function notes(body, name) {
     link.hidden = false;
   } catch (e) {
     $("pianoroll").hidden = true;
-    $("notes-status").textContent = `Could not transcribe notes: ${e.message}`;
+    showError($("notes-status"), "Could not transcribe notes", e);
   }
 }
 
@@ -179,18 +305,18 @@ function offerCleanup(body, name) {
   }
   $("cleanup-players").hidden = true;
   $("cleanup-btn").disabled = false;
-  $("cleanup-status").textContent = "takes noise (hiss, hum, crackle, crowd) out and refills clipped peaks";
+  showStatus($("cleanup-status"), "takes noise (hiss, hum, crackle, crowd) out and refills clipped peaks");
 }
 async function cleanup() {
   if (!cleanupBody) return;
   const btn = $("cleanup-btn"), status = $("cleanup-status");
   btn.disabled = true;
-  status.textContent = "Cleaning up...";
+  showStatus(status, "Cleaning up...");
   try {
     const r = await fetch("/api/restore", {method: "POST", body: cleanupBody, headers: {"Content-Type": "application/octet-stream"}});
     if (!r.ok) {
       const err = await r.json().catch(() => ({detail: r.statusText}));
-      throw new Error(err.detail || r.statusText);
+      throw new Error(detailOf(err, r.statusText));
     }
     const blob = await r.blob(), fmt = r.headers.get("X-Restore-Format") || "wav";
     const clipped = parseFloat(r.headers.get("X-Restore-Clipped") || "0");
@@ -203,7 +329,7 @@ async function cleanup() {
     $("cleanup-players").hidden = false;
     status.textContent = clipped > 0 ? `Cleaned up; ${(100 * clipped).toFixed(2)} % of the samples were clipped and refilled` : "Cleaned up";
   } catch (e) {
-    status.textContent = `Could not clean it up: ${e.message}`;
+    showError(status, "Could not clean it up", e);
   } finally {
     btn.disabled = false;
   }
@@ -237,26 +363,26 @@ function playMixAt(i) {
   player.src = t.audio_url;
   player.play().catch(() => {});
   [...$("mix-list").children].forEach((li, k) => li.toggleAttribute("aria-current", k === i));
-  $("mix-status").textContent = `Playing ${i + 1} of ${mixTracks.length}: ${t.title || t.name}`;
+  showStatus($("mix-status"), `Playing ${i + 1} of ${mixTracks.length}: ${trackLabel(t)}`);
 }
 async function playMix() {
   if (mixSeed === null) return;
   $("mix").hidden = false;
-  $("mix-status").textContent = "Making a mix...";
+  showStatus($("mix-status"), "Making a mix...");
   try {
     const res = await api(`/api/playlist?seed_track=${encodeURIComponent(mixSeed)}&n=20`);
     mixTracks = res.tracks;
     $("mix-list").replaceChildren(...mixTracks.map((m, i) => {
       const li = document.createElement("li"), b = document.createElement("button");
       b.type = "button";
-      b.textContent = m.track.title || m.track.name;
+      b.textContent = trackLabel(m.track);
       b.addEventListener("click", () => playMixAt(i));
       li.append(b);
       return li;
     }));
     playMixAt(0);
   } catch (e) {
-    $("mix-status").textContent = `Could not make a mix: ${e.message}`;
+    showError($("mix-status"), "Could not make a mix", e);
   }
 }
 function setupMix() {
@@ -268,7 +394,7 @@ function setupMix() {
 const SEGMENT_SECONDS = 15;
 
 async function segments(file) {
-  $("segments-status").textContent = "Looking for every catalog track in the recording...";
+  showStatus($("segments-status"), "Looking for every catalog track in the recording...");
   try {
     const res = await api("/api/segments", {method: "POST", body: file, headers: {"Content-Type": "application/octet-stream"}});
     const tl = $("timeline"), total = res.duration || 1;
@@ -278,8 +404,8 @@ async function segments(file) {
       d.className = "seg";
       d.style.left = pct(s.start); d.style.width = pct(s.end - s.start);
       d.style.background = PALETTE[i % PALETTE.length];
-      d.title = `${s.title || s.name} (#${s.id}): ${clock(s.start)}-${clock(s.end)} of the upload, from ${clock(s.offset)} in the track`;
-      d.textContent = s.title || s.name;
+      d.title = `${trackLabel(s)} (#${s.id}): ${clock(s.start)}-${clock(s.end)} of the upload, from ${clock(s.offset)} in the track`;
+      d.textContent = trackTitle(s);
       d.dataset.trackId = s.id;
       return d;
     });
@@ -294,7 +420,7 @@ async function segments(file) {
     tl.hidden = false;
     $("segments-status").textContent = `${res.segments.length} catalog tracks in ${clock(total)} (${res.seconds.toFixed(1)} s)`;
   } catch (e) {
-    $("segments-status").textContent = `Could not read it as a recording of catalog tracks: ${e.message}`;
+    showError($("segments-status"), "Could not read it as a recording of catalog tracks", e);
   }
 }
 
@@ -327,6 +453,12 @@ function drawMap(highlight) {
     ctx.fillStyle = colour[p.label]; ctx.globalAlpha = p.id === highlight ? 1 : 0.75; ctx.fill();
   }
   ctx.globalAlpha = 1;
+  const hp = mapData.points.find((p) => p.id === highlight);
+  if (hp) {  // a ring round the named point: where the keyboard (or the mouse) is
+    const [x, y] = mapXY(hp, c);
+    ctx.beginPath(); ctx.arc(x, y, 11 * devicePixelRatio, 0, 2 * Math.PI);
+    ctx.lineWidth = 2 * devicePixelRatio; ctx.strokeStyle = "#111"; ctx.stroke();
+  }
   // swatch colours through the CSSOM: the content security policy forbids inline style attributes
   $("legend").replaceChildren(...mapData.labels.map((l) => {
     const span = document.createElement("span"), i = document.createElement("i");
@@ -345,38 +477,77 @@ function nearest(ev) {
   }
   return bd < (12 * devicePixelRatio) ** 2 ? best : null;
 }
+// from the keyboard: the next point in an arrow's direction (within 60 degrees of it, nearest first)
+function stepFrom(p, dx, dy) {
+  let best = null, bd = Infinity;
+  for (const q of mapData.points) {
+    const vx = q.x - p.x, vy = q.y - p.y, along = vx * dx + vy * dy, dist = Math.hypot(vx, vy);
+    if (q === p || along <= 0 || along < 0.5 * dist) continue;
+    const cost = dist * (2 - along / dist);
+    if (cost < bd) { bd = cost; best = q; }
+  }
+  return best;
+}
+let mapFocus = null;
+const MAP_HINT = "Hover a point to name its track; click to play it and find what sounds like it. From the keyboard: Tab to the map, arrow keys to move, Enter to play.";
+function nameOnMap(p) {
+  $("map-hover").textContent = p ? `${p.name} (${p.label}), #${p.id}` : MAP_HINT;
+  drawMap(p && p.id);
+}
+function playFromMap(p) {
+  const player = $("map-player");  // a player on the page: it has controls, and only one plays at a time
+  player.hidden = false;
+  player.src = `/api/tracks/${p.id}/audio`;
+  player.play().catch(() => {});
+  query(null, p.id, p.name);
+}
 async function setupMap() {
   mapData = await api("/api/map");
   $("map-note").textContent = `(PCA, ${mapData.points.length} tracks, coloured by ${mapData.label_key})`;
   drawMap();
-  $("map").addEventListener("mousemove", (ev) => {
+  const c = $("map");
+  c.addEventListener("mousemove", (ev) => nameOnMap(nearest(ev) || mapFocus));
+  c.addEventListener("click", (ev) => {
     const p = nearest(ev);
-    $("map-hover").textContent = p ? `#${p.id} ${p.name} (${p.label})` : "Hover a point to name its track; click to play it and find what sounds like it.";
-    drawMap(p && p.id);
+    if (p) { mapFocus = p; nameOnMap(p); playFromMap(p); }
   });
-  $("map").addEventListener("click", (ev) => {
-    const p = nearest(ev);
-    if (!p) return;
-    const player = $("map-player");  // a player on the page: it has controls, and only one plays at a time
-    player.hidden = false;
-    player.src = `/api/tracks/${p.id}/audio`;
-    player.play().catch(() => {});
-    query(null, p.id);
+  c.addEventListener("focus", () => {
+    if (!mapFocus && mapData.points.length) {  // start at the point nearest the centre
+      mapFocus = mapData.points.reduce((a, b) => (Math.hypot(a.x, a.y) <= Math.hypot(b.x, b.y) ? a : b));
+    }
+    nameOnMap(mapFocus);
   });
-  addEventListener("resize", () => drawMap());
+  c.addEventListener("blur", () => drawMap());
+  c.addEventListener("keydown", (ev) => {
+    const dir = {ArrowRight: [1, 0], ArrowLeft: [-1, 0], ArrowUp: [0, 1], ArrowDown: [0, -1]}[ev.key];
+    if (dir && mapFocus) {
+      mapFocus = stepFrom(mapFocus, ...dir) || mapFocus;
+      nameOnMap(mapFocus);
+    } else if ((ev.key === "Enter" || ev.key === " ") && mapFocus) {
+      playFromMap(mapFocus);
+    } else if (ev.key === "Escape") {
+      $("map-player").pause();
+    } else {
+      return;
+    }
+    ev.preventDefault();
+  });
+  addEventListener("resize", () => drawMap(document.activeElement === c && mapFocus ? mapFocus.id : undefined));
 }
 
 async function recommendFor(user) {
-  $("rec-status").className = "muted";
-  $("rec-status").textContent = `Ranking for ${user}... (the first request after new listens fits the recommender)`;
+  showStatus($("rec-status"), `Ranking for ${user}... (the first request after new listens fits the recommender)`);
   try {
     const res = await api(`/api/recommend?k=10&max_per=3&per=label&user=${encodeURIComponent(user)}`);
     const b = res.blend;
-    $("rec-status").textContent = b.tuned
-      ? `Hybrid: listening history x ${b.weight}, audio x ${(1 - b.weight).toFixed(2)} (tuned on held-out listens); at most 3 per label`
-      : `By audio: ${b.note}`;
+    showStatus($("rec-status"), b.tuned
+      ? `Best first, by what listeners like you played and by sound (history x ${b.weight}, audio x ` +
+        `${(1 - b.weight).toFixed(2)}, tuned on held-out listens); at most 3 per label`
+      : `Best first, by sound: ${b.note}`);
+    const how = b.tuned ? "score (the blend of listening history and sound; only the order means something)"
+                        : "score (closeness in sound to what they played; only the order means something)";
     $("recs").replaceChildren(...res.recommendations.map((r) => {
-      const li = trackItem(r.track, r.score);
+      const li = trackItem(r.track, {rank: r.rank, value: r.score}, how);
       const why = document.createElement("span");
       why.className = "why" + (r.new ? " new" : "");
       why.textContent = r.reason;
@@ -384,8 +555,7 @@ async function recommendFor(user) {
       return li;
     }));
   } catch (e) {
-    $("rec-status").className = "error";
-    $("rec-status").textContent = e.message;
+    showError($("rec-status"), "No recommendations", e);
     $("recs").replaceChildren();
   }
 }
@@ -409,6 +579,7 @@ async function main() {
   setupUpload();
   setupCleanup();
   setupOnePlayer();
+  setupPlayer();
   setupMix();
   $("search").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(search, 200); });
   try {
@@ -416,8 +587,7 @@ async function main() {
     $("health").textContent = `${h.catalog}: ${h.tracks} tracks`;
     await Promise.all([search(), setupMap(), setupRecommend()]);
   } catch (e) {
-    $("health").className = "error";
-    $("health").textContent = `The server did not answer: ${e.message}`;
+    showError($("health"), "The server did not answer", e);
   }
 }
 main();
