@@ -112,6 +112,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             print(f"recommended for {who} [{how}]:")
             for r in ranking.recommendations:
                 print(f"{r.rank:3d}. {r.score:6.3f}  #{r.track.id:<5d} {shown(r.track.display_name)}  ({r.reason})")
+            if not ranking.recommendations:
+                print("  nothing new: every track is already played" + (" or the seed" if args.seed_track else "")
+                      + (" (--include-heard keeps played tracks)" if not args.include_heard else ""))
 
         emit(args, payload, text)
     return 0

@@ -115,3 +115,13 @@ def test_recommend_leaves_out_heard_tracks_caps_groups_explains_and_repeats(tmp_
     assert [r["id"] for r in d["recommendations"]] == [r.track.id for r in recs[:3]]
     assert main(["recommend", "--user", "nobody", "--catalog", root]) == 2
     assert "no listens" in capsys.readouterr().err
+    # a user who has played every track: nothing new, and the CLI says so (and how to keep played tracks)
+    _csv(tmp_path / "all.csv", ["user,track,timestamp,plays", *(f"omni,{t.id},{i},1" for i, t in
+                                                                 enumerate(by_name.values()))])
+    assert main(["listens", "import", str(tmp_path / "all.csv"), "--catalog", root]) == 0
+    capsys.readouterr()
+    assert main(["recommend", "--user", "omni", "--catalog", root]) == 0
+    out = capsys.readouterr().out
+    assert "nothing new: every track is already played (--include-heard keeps played tracks)" in out
+    assert main(["recommend", "--user", "omni", "-k", "2", "--include-heard", "--catalog", root]) == 0
+    assert "nothing new" not in capsys.readouterr().out

@@ -546,6 +546,7 @@ async function recommendFor(user) {
       : `Best first, by sound: ${b.note}`);
     const how = b.tuned ? "score (the blend of listening history and sound; only the order means something)"
                         : "score (closeness in sound to what they played; only the order means something)";
+    if (!res.recommendations.length) showStatus($("rec-status"), `Nothing new for ${user}: they have played every track`);
     $("recs").replaceChildren(...res.recommendations.map((r) => {
       const li = trackItem(r.track, {rank: r.rank, value: r.score}, how);
       const why = document.createElement("span");
