@@ -61,12 +61,13 @@ class Ranking:
 
 
 def group_of(track: Any, key: str) -> str | None:
-    """What ``max_per`` counts a track by: its ``key`` (artist, album, or label: the manifest's label or
+    """What ``max_per`` counts a track by: its ``key`` (artist or album: the track's own, which already falls
+    back to the manifest's, see :class:`~soundalike.index.rows.Track`; label: the manifest's label or
     collection), None when it has none (never capped)."""
     if key == "label":
         v = track.labels.get("label") or track.labels.get("collection")
     else:
-        v = getattr(track, key, None) or track.labels.get(key)
+        v = getattr(track, key, None)
     return None if v is None else str(v)
 
 

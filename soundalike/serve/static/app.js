@@ -239,7 +239,6 @@ async function events(body) {
     drawEvents(ev, w);
     $("events").hidden = false;
     const drums = Object.entries(ev.drums).map(([k, v]) => `${v.length} ${k}`).join(", ");
-    $("events-status").className = "muted";
     $("events-status").textContent = ev.tempo
       ? `${ev.tempo.toFixed(1)} BPM (confidence ${ev.tempo_confidence.toFixed(2)}), ${ev.beats.length} beats, ` +
         `${ev.beats_per_bar || "?"} per bar; ${drums}`
